@@ -1,0 +1,5 @@
+"""`python -m garrison` runs the CLI."""
+
+from garrison.cli import main
+
+main()

@@ -1,0 +1,217 @@
+"""Command line: argument parsing and output only, and the one error boundary.
+
+Exit codes: 0 success; 1 unexpected failure (a bug: traceback shown);
+2 bad config or input; 3 host cannot be prepared; 4 deploy failed (what
+served traffic was left serving); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from garrison import __version__
+from garrison.errors import GarrisonError
+from garrison.workflows import CHANGED, FAILED, SKIPPED, StepResult
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+_STYLE = {CHANGED: "yellow", FAILED: "bold red", SKIPPED: "dim", "unchanged": "green"}
+
+
+class ConsoleReporter:
+    """One line per step with its outcome and time; a live spinner while it runs."""
+
+    def __init__(self, console: Console = out):
+        self.console = console
+        self._status: Any = None
+        self._t0 = 0.0
+
+    def start(self, name: str, what: str) -> None:
+        self._t0 = time.monotonic()
+        if self.console.is_terminal:
+            self._what = what
+            self._status = self.console.status(f"{name}: {escape(what)} …")
+            self._status.start()
+
+    def done(self, result: StepResult) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+        style = _STYLE.get(result.status, "")
+        detail = escape(result.detail)
+        self.console.print(
+            f"[{style}]{result.status:>9}[/] {result.name:<10} {detail} [dim]({result.seconds:.1f} s)[/]"
+        )
+
+    def note(self, text: str) -> None:
+        self.console.print(escape(text))
+
+
+def boundary(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn GarrisonError into one clear message and its exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except GarrisonError as exc:
+            lines = str(exc).splitlines() or [type(exc).__name__]
+            err.print(f"[bold red]garrison: error:[/] {escape(lines[0])}")
+            for line in lines[1:]:
+                err.print(escape(line))
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            err.print("garrison: interrupted")
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="garrison")
+def main() -> None:
+    """Put a Python web app into production behind nginx and gunicorn."""
+
+
+config_option = click.option(
+    "--config", "-c", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    help="garrison.toml to use (default: ./garrison.toml or [tool.garrison] in ./pyproject.toml).",
+)
+
+
+def _project(config_path: Path | None, sample_if_missing: bool = False):
+    from garrison.config import find_project
+
+    return find_project(Path.cwd(), config=config_path, sample_if_missing=sample_if_missing)
+
+
+@main.command()
+@click.argument("folder", type=click.Path(path_type=Path, file_okay=False), default=".")
+@click.option("--force", is_flag=True, help="Overwrite an existing garrison.toml.")
+@boundary
+def init(folder: Path, force: bool) -> None:
+    """Detect the app in FOLDER and write a commented garrison.toml."""
+    from garrison.initapp import run_init
+
+    path, det = run_init(folder, force=force)
+    for note in det.notes:
+        out.print(f"  {escape(note)}")
+    out.print(f"wrote {escape(str(path))}: review it, then run `garrison up`")
+
+
+@main.command()
+@config_option
+@click.option("--out", "out_dir", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder to write the files into (mirrors their paths on the host).")
+@click.option("--slot", type=click.Choice(["blue", "green"]), default="blue", show_default=True,
+              help="Live slot the upstream include points at.")
+@boundary
+def render(config_path: Path | None, out_dir: Path, slot: str) -> None:
+    """Write every config file Garrison would install, for review."""
+    from garrison.layout import Layout
+    from garrison.render import render_all
+
+    project = _project(config_path, sample_if_missing=True)
+    cfg = project.config
+    files = render_all(cfg, Layout.of(cfg), live_slot=slot)
+    for path, text in files.items():
+        dest = out_dir / path.lstrip("/")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_text(text)
+        out.print(escape(str(dest)))
+
+
+@main.command()
+@config_option
+@boundary
+def up(config_path: Path | None) -> None:
+    """Make this machine the server: nginx, gunicorn, supervision, health-checked.
+
+    Run in an app's folder (with garrison.toml) to serve that app; run in a
+    folder without an app to serve the bundled sample app.
+    """
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows import Run
+    from garrison.workflows.up import up as do_up
+
+    project = _project(config_path, sample_if_missing=True)
+    cfg = project.config
+    what = "the sample app" if project.is_sample else escape(str(project.source))
+    out.print(f"garrison up: [bold]{cfg.app.name}[/] from {what}")
+    t0 = time.monotonic()
+    run = Run(reporter=ConsoleReporter())
+    do_up(project, LocalExecutor(), run)
+    verdict = "changed" if run.changed else "nothing changed"
+    port = "" if cfg.server.port == 80 else f":{cfg.server.port}"
+    out.print(
+        f"[bold green]serving[/] {cfg.app.name} at http://{cfg.server.names[0]}{port}/ "
+        f"({verdict}, {time.monotonic() - t0:.1f} s)"
+    )
+
+
+@main.command()
+@config_option
+@boundary
+def status(config_path: Path | None) -> None:
+    """Releases, the live slot, gunicorn and nginx state, and health."""
+    from rich.table import Table
+
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows.manage import status as get_status
+
+    project = _project(config_path, sample_if_missing=True)
+    st = get_status(project, LocalExecutor())
+    table = Table(title=f"{project.config.app.name} on localhost", show_header=False)
+    for key, value in st.rows:
+        table.add_row(key, escape(value))
+    out.print(table)
+    if not st.healthy:
+        sys.exit(1)
+
+
+@main.command()
+@config_option
+@click.argument("which", type=click.Choice(["error", "access", "nginx", "nginx-error", "supervisor"]), default="error")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@click.option("--lines", "-n", type=int, default=50, show_default=True)
+@boundary
+def logs(config_path: Path | None, which: str, follow: bool, lines: int) -> None:
+    """Show the app's logs: gunicorn error (default) or access log, nginx's, supervisor's."""
+    import os
+
+    from garrison.workflows.manage import log_path
+
+    project = _project(config_path, sample_if_missing=True)
+    path = log_path(project, which)
+    if not Path(path).exists():
+        raise GarrisonError(f"{path}: no such log yet; has `garrison up` run?")
+    argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [path]
+    os.execvp("tail", argv)
+
+
+@main.command()
+@config_option
+@click.option("--purge", is_flag=True, help="Also remove the app user, releases, venvs, shared files and logs.")
+@boundary
+def down(config_path: Path | None, purge: bool) -> None:
+    """Stop and remove the app's service and site (and with --purge, everything)."""
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows import Run
+    from garrison.workflows.manage import down as do_down
+
+    project = _project(config_path, sample_if_missing=True)
+    do_down(project, LocalExecutor(), Run(reporter=ConsoleReporter()), purge=purge)
+    out.print(f"{project.config.app.name} is down" + (" and purged" if purge else ""))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,433 @@
+"""The typed, frozen model of garrison.toml.
+
+Each setting's name, default, validation and help live here, once: the
+`description` of a field is the help text, and the validators produce the
+"expected …" half of the one-line errors that `garrison.config.load` prints.
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# A name that is both a valid Unix user (useradd's default NAME_REGEX, 32 chars)
+# and a valid systemd unit prefix / supervisord program name.
+NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+# Names an app may not take: they are system users or would collide with the
+# files Garrison or the distribution own.
+RESERVED_NAMES = frozenset(
+    {"root", "daemon", "bin", "sys", "nobody", "www-data", "nginx", "sshd", "garrison", "default", "supervisor"}
+)
+DOTTED_RE = r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+# module:callable, or module:factory(args) as gunicorn accepts it.
+ENTRY_RE = re.compile(rf"^{DOTTED_RE}:[A-Za-z_][A-Za-z0-9_]*(?:\(.*\))?$")
+# Host paths end up in nginx, systemd and supervisord files: no spaces, quotes or braces.
+SAFE_PATH_RE = re.compile(r"^/[A-Za-z0-9_./-]*$")
+SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
+HOSTNAME_RE = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_*](?:[A-Za-z0-9_.*-]*[A-Za-z0-9_])?$")
+
+
+def _got(value: Any) -> str:
+    """The user's value as they would have written it in TOML."""
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)
+
+
+def _relative_inside(value: str, what: str) -> str:
+    """A path relative to the app root that stays inside it."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected {what} as a string, got {_got(value)}")
+    if value.startswith("/"):
+        raise ValueError(f"expected a path relative to the app root, got {_got(value)}")
+    norm = posixpath.normpath(value)
+    if norm == ".." or norm.startswith("../"):
+        raise ValueError(f"expected a path inside the app root, got {_got(value)} which escapes it")
+    return norm
+
+
+class _Strict(BaseModel):
+    # Frozen, unknown keys rejected, no silent "80" -> 80 coercion.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+class Static(_Strict):
+    """A folder of static files that nginx serves itself."""
+
+    url: str = Field("/static/", description="URL prefix, e.g. /static/")
+    path: str = Field("static", description="folder relative to the app root")
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, v: Any) -> str:
+        if not isinstance(v, str) or not v.startswith("/") or any(c in v for c in " ;{}'\"\\"):
+            raise ValueError(f'expected a URL path starting with "/", e.g. "/static/", got {_got(v)}')
+        return v if v.endswith("/") else v + "/"
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, v: Any) -> str:
+        return _relative_inside(v, "a folder")
+
+
+class App(_Strict):
+    """What is deployed."""
+
+    name: str = Field(description="app name: the Unix user, the service and the nginx site are named after it")
+    entry: str = Field(description='WSGI entry point "module:callable" (or "module:factory()")')
+    root: str = Field(".", description="the app's folder, relative to garrison.toml")
+    requirements: str = Field(
+        "requirements.txt",
+        description='requirements file relative to the app root, "pyproject.toml" to install the project, or "" for none',
+    )
+    health_path: str = Field("/", description="path that answers 2xx when the app is healthy")
+    python: str = Field("/usr/bin/python3", description="interpreter on the host that builds the app's venv")
+    static: tuple[Static, ...] = Field((), description="static folders served by nginx")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> str:
+        if not isinstance(v, str) or not NAME_RE.match(v):
+            raise ValueError(
+                "expected a Unix user and service name (lowercase letter or _, then a-z 0-9 _ -, "
+                f"at most 32 characters), got {_got(v)}"
+            )
+        if v in RESERVED_NAMES:
+            raise ValueError(f"expected a name that is not a system user or service, got {_got(v)}")
+        return v
+
+    @field_validator("entry", mode="before")
+    @classmethod
+    def _entry(cls, v: Any) -> str:
+        if not isinstance(v, str) or not ENTRY_RE.match(v):
+            raise ValueError(f'expected "module:callable", e.g. "main:app", got {_got(v)}')
+        return v
+
+    @field_validator("root", mode="before")
+    @classmethod
+    def _root(cls, v: Any) -> str:
+        if not isinstance(v, str):
+            raise ValueError(f"expected a folder as a string, got {_got(v)}")
+        return posixpath.normpath(v)
+
+    @field_validator("requirements", mode="before")
+    @classmethod
+    def _requirements(cls, v: Any) -> str:
+        if v == "":
+            return v
+        return _relative_inside(v, "a file")
+
+    @field_validator("health_path", mode="before")
+    @classmethod
+    def _health(cls, v: Any) -> str:
+        if not isinstance(v, str) or not v.startswith("/") or any(c.isspace() for c in v):
+            raise ValueError(f'expected a URL path starting with "/", got {_got(v)}')
+        return v
+
+    @field_validator("python", mode="before")
+    @classmethod
+    def _python(cls, v: Any) -> str:
+        if not isinstance(v, str) or not v.startswith("/"):
+            raise ValueError(f"expected an absolute path to a python interpreter on the host, got {_got(v)}")
+        return v
+
+    @field_validator("static", mode="before")
+    @classmethod
+    def _static(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return tuple(v)
+        return v
+
+
+class Server(_Strict):
+    """The host side of the app: names, port, user, folders."""
+
+    names: tuple[str, ...] = Field(("localhost",), description="nginx server_name values")
+    port: int = Field(80, description="HTTP port nginx listens on")
+    default: bool = Field(
+        False, description="answer requests for unknown hosts (nginx default_server; disables the distribution's default site)"
+    )
+    user: str | None = Field(None, description="the app's Unix user (default: the app name)")
+    base: str | None = Field(None, description="folder of releases, venvs and shared files (default: /srv/<name>)")
+
+    @field_validator("names", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if not isinstance(v, list) or not v:
+            raise ValueError(f'expected a non-empty list of host names, e.g. ["example.com"], got {_got(v)}')
+        for n in v:
+            if not isinstance(n, str) or not HOSTNAME_RE.match(n):
+                raise ValueError(f"expected host names, got {_got(n)}")
+        return tuple(v)
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, v: Any) -> int:
+        return _port(v)
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _user(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not NAME_RE.match(v) or v in RESERVED_NAMES):
+            raise ValueError(f"expected a Unix user name for the app (not a system user), got {_got(v)}")
+        return v
+
+    @field_validator("base", mode="before")
+    @classmethod
+    def _base(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if (
+            not isinstance(v, str)
+            or not SAFE_PATH_RE.match(v)
+            or posixpath.normpath(v) in ("/", "/etc", "/usr", "/var", "/home", "/srv", "/opt", "/root")
+        ):
+            raise ValueError(f'expected an absolute folder of its own, e.g. "/srv/myapp", got {_got(v)}')
+        return posixpath.normpath(v)
+
+
+def _port(v: Any) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 65535:
+        raise ValueError(f"expected a port number from 1 to 65535, got {_got(v)}")
+    return v
+
+
+def _positive(v: Any, zero_ok: bool = False) -> int:
+    low = 0 if zero_ok else 1
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        kind = "a non-negative integer" if zero_ok else "a positive integer"
+        raise ValueError(f"expected {kind}, got {_got(v)}")
+    return v
+
+
+WorkerClass = Literal["sync", "gthread", "gevent"]
+
+
+class Gunicorn(_Strict):
+    """The app server's settings (rendered into gunicorn.conf.py)."""
+
+    worker_class: WorkerClass = Field("gevent", description="sync | gthread | gevent")
+    workers: int | Literal["auto"] = Field("auto", description='worker processes, or "auto" for 2 x CPU + 1 on the host')
+    threads: int = Field(1, description="threads per worker (gthread)")
+    worker_connections: int = Field(1000, description="simultaneous clients per gevent worker")
+    max_requests: int = Field(1000, description="recycle a worker after this many requests (0: never)")
+    max_requests_jitter: int | None = Field(None, description="random extra requests per worker (default: max_requests / 10)")
+    timeout: int = Field(30, description="seconds a worker may take for one request before it is killed")
+    graceful_timeout: int = Field(30, description="seconds workers get to finish requests on stop/restart")
+    keepalive: int = Field(5, description="seconds an idle keep-alive connection from nginx stays open")
+    socket: str | None = Field(None, description="unix socket folder (default: <base>/run); one socket per slot")
+    bind: str | None = Field(None, description='"host:port" to listen on TCP instead of a unix socket')
+    loglevel: Literal["debug", "info", "warning", "error", "critical"] = Field("info", description="error log level")
+    access_log: bool = Field(True, description="write gunicorn's access log")
+
+    @field_validator("worker_class", mode="before")
+    @classmethod
+    def _wc(cls, v: Any) -> Any:
+        if v not in ("sync", "gthread", "gevent"):
+            raise ValueError(f'expected "sync", "gthread" or "gevent", got {_got(v)}')
+        return v
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _workers(cls, v: Any) -> Any:
+        if v == "auto" or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+            return v
+        raise ValueError(f'expected a positive integer or "auto", got {_got(v)}')
+
+    @field_validator("threads", "worker_connections", "timeout", "graceful_timeout", "keepalive", mode="before")
+    @classmethod
+    def _pos(cls, v: Any) -> int:
+        return _positive(v)
+
+    @field_validator("max_requests", mode="before")
+    @classmethod
+    def _maxreq(cls, v: Any) -> int:
+        return _positive(v, zero_ok=True)
+
+    @field_validator("max_requests_jitter", mode="before")
+    @classmethod
+    def _jitter(cls, v: Any) -> Any:
+        return None if v is None else _positive(v, zero_ok=True)
+
+    @field_validator("loglevel", mode="before")
+    @classmethod
+    def _loglevel(cls, v: Any) -> Any:
+        if v not in ("debug", "info", "warning", "error", "critical"):
+            raise ValueError(f'expected one of "debug", "info", "warning", "error", "critical", got {_got(v)}')
+        return v
+
+    @field_validator("socket", mode="before")
+    @classmethod
+    def _socket(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if not isinstance(v, str) or not SAFE_PATH_RE.match(v) or len(v) > 80:
+            raise ValueError(f"expected an absolute folder for the sockets (at most 80 characters), got {_got(v)}")
+        return posixpath.normpath(v)
+
+    @field_validator("bind", mode="before")
+    @classmethod
+    def _bind(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        host, sep, port = v.rpartition(":") if isinstance(v, str) else ("", "", "")
+        try:
+            ok = bool(sep) and bool(host) and 1 <= int(port) <= 65534
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f'expected "address:port" with an IP address and a port below 65535 (the green slot uses port + 1), '
+                f'e.g. "127.0.0.1:9000", got {_got(v)}'
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _socket_xor_bind(self) -> "Gunicorn":
+        if self.socket is not None and self.bind is not None:
+            raise ValueError("expected either socket (a unix socket) or bind (a TCP port), not both")
+        return self
+
+    @property
+    def jitter(self) -> int:
+        return self.max_requests // 10 if self.max_requests_jitter is None else self.max_requests_jitter
+
+
+class Nginx(_Strict):
+    """The front server's settings for this app's site."""
+
+    client_max_body_size: str = Field("10m", description="largest request body (nginx size, e.g. 10m)")
+    keepalive_timeout: int = Field(15, description="seconds a client keep-alive connection stays open")
+    upstream_keepalive: int = Field(16, description="idle connections to gunicorn kept open per nginx worker (0: none)")
+    proxy_connect_timeout: int = Field(5, description="seconds to connect to gunicorn")
+    proxy_read_timeout: int = Field(60, description="seconds to wait for gunicorn's answer")
+    proxy_send_timeout: int = Field(60, description="seconds to send the request to gunicorn")
+    gzip: bool = Field(True, description="compress text responses")
+    static_expires: str = Field("7d", description="Cache-Control max-age of static files (nginx time, e.g. 7d, 1h)")
+
+    @field_validator("client_max_body_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> str:
+        if not isinstance(v, str) or not SIZE_RE.match(v):
+            raise ValueError(f'expected an nginx size such as "10m" or "512k", got {_got(v)}')
+        return v
+
+    @field_validator("static_expires", mode="before")
+    @classmethod
+    def _expires(cls, v: Any) -> str:
+        if not isinstance(v, str) or not re.match(r"^[0-9]+[smhdwMy]?$", v):
+            raise ValueError(f'expected an nginx time such as "7d" or "12h", got {_got(v)}')
+        return v
+
+    @field_validator("keepalive_timeout", "proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout", mode="before")
+    @classmethod
+    def _pos(cls, v: Any) -> int:
+        return _positive(v)
+
+    @field_validator("upstream_keepalive", mode="before")
+    @classmethod
+    def _ka(cls, v: Any) -> int:
+        return _positive(v, zero_ok=True)
+
+
+Role = Literal["app", "lb"]
+
+
+class Host(_Strict):
+    """A server to deploy to over SSH."""
+
+    name: str = Field(description="short name used in output and --host")
+    address: str = Field(description="IP address, DNS name or ~/.ssh/config alias")
+    user: str = Field("root", description="SSH user")
+    port: int = Field(22, description="SSH port")
+    roles: tuple[Role, ...] = Field(("app",), description='"app" runs gunicorn, "lb" runs the load-balancing nginx')
+    private_address: str | None = Field(None, description="address gunicorn binds to on a multi-host setup")
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, v: Any) -> str:
+        if not isinstance(v, str) or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$", v):
+            raise ValueError(f"expected a short host name (letters, digits, . _ -), got {_got(v)}")
+        return v
+
+    @field_validator("address", mode="before")
+    @classmethod
+    def _address(cls, v: Any) -> str:
+        if not isinstance(v, str) or not v or v.startswith("-") or any(c.isspace() for c in v):
+            raise ValueError(f"expected an IP address or host name, got {_got(v)}")
+        return v
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _user(cls, v: Any) -> str:
+        if not isinstance(v, str) or not NAME_RE.match(v):
+            raise ValueError(f"expected a Unix user name, got {_got(v)}")
+        return v
+
+    @field_validator("port", mode="before")
+    @classmethod
+    def _port(cls, v: Any) -> int:
+        return _port(v)
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles(cls, v: Any) -> Any:
+        if not isinstance(v, list) or not v or any(r not in ("app", "lb") for r in v):
+            raise ValueError(f'expected a non-empty list of "app" and "lb", got {_got(v)}')
+        return tuple(v)
+
+    @field_validator("private_address", mode="before")
+    @classmethod
+    def _private(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        try:
+            ip = ipaddress.ip_address(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"expected an IP address, got {_got(v)}") from None
+        if not (ip.is_private or ip.is_loopback):
+            raise ValueError(f"expected a private or loopback address (gunicorn is never public), got {_got(v)}")
+        return v
+
+
+class Config(_Strict):
+    """The whole of garrison.toml."""
+
+    app: App
+    server: Server = Server()
+    gunicorn: Gunicorn = Gunicorn()
+    nginx: Nginx = Nginx()
+    hosts: tuple[Host, ...] = Field((), description="servers for `garrison deploy`")
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _hosts(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return tuple(v)
+        return v
+
+    @model_validator(mode="after")
+    def _unique_hosts(self) -> "Config":
+        seen: set[str] = set()
+        for h in self.hosts:
+            if h.name in seen:
+                raise ValueError(f'expected unique host names, got "{h.name}" twice')
+            seen.add(h.name)
+        return self
+
+    @property
+    def user(self) -> str:
+        return self.server.user or self.app.name
+
+    @property
+    def base(self) -> str:
+        return self.server.base or f"/srv/{self.app.name}"
+

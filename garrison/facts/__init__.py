@@ -1,0 +1,98 @@
+"""Host state: the argv that reads a fact, and a pure parser of its output.
+
+Each fact pairs a command (for the executor) with a parser (unit-tested on
+recorded outputs, including empty and malformed ones).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OsRelease:
+    id: str
+    id_like: tuple[str, ...]
+    version_id: str
+    pretty: str
+
+    @property
+    def is_debian_family(self) -> bool:
+        return self.id in ("debian", "ubuntu") or "debian" in self.id_like or "ubuntu" in self.id_like
+
+
+def parse_os_release(text: str) -> OsRelease:
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, raw = line.partition("=")
+        try:
+            parts = shlex.split(raw)
+        except ValueError:
+            parts = [raw]
+        values[key] = parts[0] if parts else ""
+    return OsRelease(
+        id=values.get("ID", "unknown").lower(),
+        id_like=tuple(values.get("ID_LIKE", "").lower().split()),
+        version_id=values.get("VERSION_ID", ""),
+        pretty=values.get("PRETTY_NAME", values.get("ID", "an unknown system")),
+    )
+
+
+def parse_dpkg_status(text: str) -> set[str]:
+    """Installed package names from `dpkg-query -W -f '${Package}\\t${db:Status-Abbrev}\\n'`."""
+    installed = set()
+    for line in text.splitlines():
+        name, _, status = line.partition("\t")
+        # "ii " = desired install, currently installed.
+        if status.startswith("ii"):
+            installed.add(name.split(":")[0])
+    return installed
+
+
+def parse_pid1(comm: str) -> bool:
+    """True when PID 1 is systemd (from /proc/1/comm)."""
+    return comm.strip() == "systemd"
+
+
+def parse_nginx_user(nginx_conf: str) -> str:
+    """The `user` nginx's workers run as (Debian: www-data)."""
+    for line in nginx_conf.splitlines():
+        words = line.split("#", 1)[0].replace(";", " ").split()
+        if len(words) >= 2 and words[0] == "user":
+            return words[1]
+    return "www-data"
+
+
+def parse_pid(text: str | bytes | None) -> int | None:
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode(errors="replace")
+    text = text.strip()
+    return int(text) if text.isdigit() and int(text) > 0 else None
+
+
+def parse_ufw_added(text: str) -> set[str]:
+    """Rules from `ufw show added`, e.g. {"80/tcp", "22/tcp", "OpenSSH"}."""
+    rules = set()
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) >= 3 and words[0] == "ufw" and words[1] == "allow":
+            rules.add(words[-1])
+    return rules
+
+
+def parse_ufw_active(text: str) -> bool:
+    return any(line.strip().lower() == "status: active" for line in text.splitlines())
+
+
+def parse_sshd_port(config_text: str) -> int:
+    for line in config_text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if len(words) == 2 and words[0].lower() == "port" and words[1].isdigit():
+            return int(words[1])
+    return 22

@@ -1,0 +1,116 @@
+"""Model → file text: every config file Garrison puts on a host.
+
+Pure functions of (Config, Layout) with Jinja2 StrictUndefined, so a template
+that names a missing value fails loudly instead of rendering an empty string.
+`render_all` maps each file's path on the host to its text; `garrison render`
+and the host workflows both use it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import jinja2
+
+from garrison.config import Config
+from garrison.layout import SLOTS, Layout, ToolLayout
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("garrison.render", "templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    env.filters["pyrepr"] = repr
+    return env
+
+
+def _render(name: str, cfg: Config | None, layout: Layout | None, **extra: object) -> str:
+    ctx: dict[str, object] = dict(extra)
+    if cfg is not None:
+        ctx.update(app=cfg.app.name, user=cfg.user, a=cfg.app, s=cfg.server, g=cfg.gunicorn, n=cfg.nginx, cfg=cfg)
+    if layout is not None:
+        ctx["L"] = layout
+    return _env().get_template(name).render(ctx)
+
+
+def nginx_site(cfg: Config, layout: Layout, *, ipv6: bool = True) -> str:
+    return _render("nginx_site.conf.j2", cfg, layout, ipv6=ipv6)
+
+
+def nginx_upstream(cfg: Config, layout: Layout, slot: str) -> str:
+    if slot not in SLOTS:
+        raise ValueError(f"unknown slot {slot!r}")
+    return _render("nginx_upstream.conf.j2", cfg, layout, slot=slot)
+
+
+def gunicorn_conf(cfg: Config, layout: Layout) -> str:
+    return _render("gunicorn.conf.py.j2", cfg, layout)
+
+
+def systemd_unit(cfg: Config, layout: Layout) -> str:
+    return _render("systemd.service.j2", cfg, layout)
+
+
+def supervisor_program(cfg: Config, layout: Layout, slot: str) -> str:
+    if slot not in SLOTS:
+        raise ValueError(f"unknown slot {slot!r}")
+    return _render("supervisor_program.conf.j2", cfg, layout, slot=slot)
+
+
+def supervisord_conf(tool: ToolLayout) -> str:
+    return _render("supervisord.conf.j2", None, None, T=tool)
+
+
+def logrotate(cfg: Config, layout: Layout) -> str:
+    return _render("logrotate.j2", cfg, layout)
+
+
+def error_page(cfg: Config) -> str:
+    return _render("error_page.html.j2", cfg, None)
+
+
+def upstart_job(cfg: Config, layout: Layout) -> str:
+    return _render("upstart.conf.j2", cfg, layout)
+
+
+def render_all(
+    cfg: Config,
+    layout: Layout,
+    *,
+    live_slot: str = "blue",
+    ipv6: bool = True,
+    tool: ToolLayout | None = None,
+) -> dict[str, str]:
+    """Every file of the app, keyed by its absolute path under `layout`."""
+    tool = tool or ToolLayout(layout.root)
+    return {
+        layout.nginx_site: nginx_site(cfg, layout, ipv6=ipv6),
+        layout.nginx_upstream: nginx_upstream(cfg, layout, live_slot),
+        f"{layout.error_pages}/garrison-50x.html": error_page(cfg),
+        layout.gunicorn_conf: gunicorn_conf(cfg, layout),
+        layout.systemd_unit: systemd_unit(cfg, layout),
+        layout.supervisor_program_conf(live_slot): supervisor_program(cfg, layout, live_slot),
+        tool.supervisord_conf: supervisord_conf(tool),
+        layout.logrotate: logrotate(cfg, layout),
+        layout.p(f"/etc/init/{cfg.app.name}.conf"): upstart_job(cfg, layout),
+    }
+
+
+def nginx_check_main(main_conf: str, enabled_dir: str, check_dir: str) -> str | None:
+    """nginx.conf with its sites-enabled include pointed at `check_dir`.
+
+    Lets `nginx -t` judge a new site file BEFORE it replaces the live one:
+    check_dir holds the other enabled sites plus the candidate. None when the
+    main config does not include `enabled_dir` (then the caller falls back to
+    swap, test, and restore on failure).
+    """
+    needle = enabled_dir.rstrip("/") + "/"
+    if needle not in main_conf:
+        return None
+    return main_conf.replace(needle, check_dir.rstrip("/") + "/")

@@ -1,0 +1,160 @@
+"""`status`, `logs` and `down`: reading and removing what `up` built."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import time
+from dataclasses import dataclass, field
+
+from garrison import commands as C
+from garrison import facts as F
+from garrison.config import Project
+from garrison.hosts import Executor
+from garrison.layout import SLOTS, Layout
+from garrison.workflows import CHANGED, Run
+from garrison.workflows.up import Up
+
+
+@dataclass
+class Status:
+    rows: list[tuple[str, str]] = field(default_factory=list)
+    healthy: bool = False
+
+
+def _host_facts(u: Up):
+    from garrison.workflows.up import HostFacts
+
+    h = u.host
+    return HostFacts(
+        systemd=F.parse_pid1((h.read_file("/proc/1/comm") or b"").decode()),
+        ipv6=h.exists("/proc/net/if_inet6"),
+        nginx_user=F.parse_nginx_user((h.read_file("/etc/nginx/nginx.conf") or b"").decode(errors="replace")),
+    )
+
+
+def _proc_info(h: Executor, pid: int) -> tuple[int, float] | None:
+    """(number of child processes, uptime in seconds) of a running pid."""
+    res = h.run(("ps", "-o", "etimes=", "-p", str(pid)), check=False)
+    if not res.ok or not res.stdout.strip():
+        return None
+    kids = h.run(("ps", "-o", "pid=", "--ppid", str(pid)), check=False).stdout.split()
+    return len(kids), float(res.stdout.strip())
+
+
+def _ago(seconds: float) -> str:
+    s = int(seconds)
+    if s < 120:
+        return f"{s} s"
+    if s < 7200:
+        return f"{s // 60} min"
+    return f"{s // 3600} h {s % 3600 // 60} min"
+
+
+def status(project: Project, host: Executor) -> Status:
+    u = Up(project=project, host=host, run=Run())
+    L, h = u.L, host
+    facts = _host_facts(u)
+    state = u.read_state()
+    st = Status()
+    if not state:
+        st.rows.append(("state", f"not deployed here (no {L.state_file}); run `garrison up`"))
+        return st
+    live = state.get("live_slot")
+    releases = state.get("releases", [])
+    st.rows.append(("releases", ", ".join(r + (" (current)" if r == state.get("current") else "") for r in releases)))
+    st.rows.append(("live slot", f"{live} → {L.bind_address(live)}" if live else "none"))
+    manager = "systemd" if facts.systemd else "supervisord"
+    for slot in SLOTS:
+        pid = F.parse_pid(h.read_file(L.pidfile(slot)))
+        running = u.slot_running(facts, slot)
+        info = _proc_info(h, pid) if (pid and running) else None
+        if info:
+            workers, up_s = info
+            st.rows.append((f"gunicorn {slot}", f"running under {manager}, pid {pid}, {workers} workers, up {_ago(up_s)}"))
+        elif slot == live:
+            st.rows.append((f"gunicorn {slot}", f"NOT running under {manager}"))
+    nginx_pid = F.parse_pid(h.read_file("/run/nginx.pid"))
+    nginx_ok = u.nginx_running(facts)
+    st.rows.append(("nginx", f"running, pid {nginx_pid}" if nginx_ok else "NOT running"))
+    st.rows.append(("site", L.nginx_site + (" (enabled)" if h.exists(L.nginx_site_link) else " (NOT enabled)")))
+    result = u.probe(f"127.0.0.1:{project.config.server.port}", deadline=2.0)
+    health = f"HTTP {result['status']}" if result.get("status") else f"no answer ({result.get('error')})"
+    st.rows.append(("health", f"{health} for {project.config.app.health_path} through nginx"))
+    st.healthy = bool(result.get("ok"))
+    return st
+
+
+def log_path(project: Project, which: str) -> str:
+    L = Layout.of(project.config)
+    if which == "supervisor":
+        state_live = "blue"
+        try:
+            import json
+
+            state_live = json.loads(open(L.state_file).read()).get("live_slot") or "blue"
+        except (OSError, ValueError):
+            pass
+        return L.supervisor_log(state_live)
+    return {
+        "error": L.error_log,
+        "access": L.access_log,
+        "nginx": L.nginx_access_log,
+        "nginx-error": L.nginx_error_log,
+    }[which]
+
+
+def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> None:
+    u = Up(project=project, host=host, run=run)
+    L, h, cfg = u.L, host, project.config
+    facts = _host_facts(u)
+    state = u.read_state()
+    with run.step("nginx", "removing the site") as st:
+        removed = [p for p in (L.nginx_site_link, L.nginx_site, L.nginx_upstream) if h.remove(p)]
+        if state.get("default_site_disabled") and h.exists("/etc/nginx/sites-available/default"):
+            h.ensure_symlink("/etc/nginx/sites-available/default", "/etc/nginx/sites-enabled/default")
+            removed.append("restored the distribution's default site")
+        if removed and u.nginx_running(facts):
+            res = h.run(C.nginx_test(), check=False)
+            if res.ok:
+                h.run(C.systemctl("reload", "nginx") if facts.systemd else C.nginx_reload())
+        if removed:
+            st.status, st.detail = CHANGED, f"removed {len(removed)} nginx files; other sites untouched"
+        else:
+            st.detail = "no site"
+    with run.step("service", "stopping gunicorn") as st:
+        for slot in SLOTS:
+            u.stop_slot(facts, slot)
+        gone = [p for p in (L.systemd_unit,) + tuple(L.supervisor_program_conf(s) for s in SLOTS) if h.remove(p)]
+        if facts.systemd and gone:
+            h.run(C.systemctl("daemon-reload"), check=False)
+        st.status, st.detail = CHANGED, "slots stopped"
+        state.pop("live_slot", None)
+        state["slots"] = {}
+        if h.exists(L.base):
+            u.write_state(state)
+    if not purge:
+        return
+    with run.step("purge", "removing the app's user, files and logs") as st:
+        for path in (L.base, L.log_dir, L.etc_dir, L.logrotate, L.p(f"/etc/init/{cfg.app.name}.conf")):
+            h.remove(path)
+        if h.run(C.user_exists(cfg.user), check=False).ok:
+            h.run(C.delete_user(cfg.user), check=False)
+        if h.run(("getent", "group", cfg.user), check=False).ok:
+            h.run(C.delete_group(cfg.user), check=False)
+        # Garrison's own supervisord goes too once no app is left under it.
+        T = u.tool
+        left = h.run(("find", T.supervisor_include_dir, "-name", "*.conf"), check=False).stdout.split()
+        if not left and not facts.systemd:
+            pid = u.supervisord_pid()
+            if pid:
+                h.run(C.kill("TERM", pid), check=False)
+                end = time.monotonic() + 30
+                while time.monotonic() < end and h.run(C.kill("0", pid), check=False).ok:
+                    time.sleep(0.1)
+            for path in (T.boot_entry, T.supervisord_conf, T.supervisor_include_dir):
+                h.remove(path)
+        st.status, st.detail = CHANGED, f"removed {L.base}, {L.log_dir}, {L.etc_dir} and user {cfg.user}"
+
+
+__all__ = ["status", "log_path", "down", "posixpath", "os"]

@@ -1,0 +1,594 @@
+"""`garrison up`: make a host serve the app, changing only what differs.
+
+Order matters and is chosen so that a failure never takes down what serves:
+packages → tool venv → user and folders → release → venv → config files →
+service manager → new slot started and health-checked on its own socket →
+nginx pointed at it (validated before it goes live) → old slot stopped →
+firewall → health through nginx. A new release always starts in the idle
+slot (blue/green), so a release that fails its health check leaves the
+previous one serving.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import posixpath
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import resources
+from pathlib import Path
+
+from garrison import commands as C
+from garrison import facts as F
+from garrison import render as R
+from garrison import source
+from garrison.config import Config, Project
+from garrison.errors import CommandFailed, DeployError, HostError
+from garrison.hosts import Executor
+from garrison.layout import Layout, ToolLayout, other_slot
+from garrison.workflows import CHANGED, SKIPPED, UNCHANGED, Run
+
+KEEP_RELEASES = 5
+HEALTH_DEADLINE = 30.0
+GUNICORN_SPEC = "gunicorn[gevent]>=23"
+TOOL_PACKAGES = ("supervisor>=4.2", "uv")
+
+
+def probe_source() -> str:
+    return resources.files("garrison.hosts").joinpath("probe.py").read_text()
+
+
+@dataclass
+class HostFacts:
+    systemd: bool
+    ipv6: bool
+    nginx_user: str
+    uv: str | None = None
+
+
+@dataclass
+class Up:
+    """One `up` of one project on one host."""
+
+    project: Project
+    host: Executor
+    run: Run
+    tool: ToolLayout = ToolLayout()
+
+    @property
+    def cfg(self) -> Config:
+        return self.project.config
+
+    @property
+    def L(self) -> Layout:
+        return Layout.of(self.cfg)
+
+    # ---- state ------------------------------------------------------------
+    def read_state(self) -> dict:
+        raw = self.host.read_file(self.L.state_file)
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return {}
+
+    def write_state(self, state: dict) -> None:
+        self.host.write_file(self.L.state_file, json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
+
+    # ---- steps ------------------------------------------------------------
+    def check_system(self) -> HostFacts:
+        h = self.host
+        with self.run.step("system", "checking the system and its packages") as st:
+            osr = F.parse_os_release((h.read_file("/etc/os-release") or b"").decode(errors="replace"))
+            if not osr.is_debian_family:
+                raise HostError(
+                    f"{h.name}: {osr.pretty} is not supported; garrison up needs Debian or Ubuntu (read from /etc/os-release)"
+                )
+            uid = h.run(("id", "-u")).stdout.strip()
+            res = h.run(C.dpkg_status(C.BASE_PACKAGES), check=False)
+            missing = [p for p in C.BASE_PACKAGES if p not in F.parse_dpkg_status(res.stdout)]
+            if missing and uid != "0":
+                raise HostError(
+                    f"{h.name}: missing packages {', '.join(missing)} and not root; run: "
+                    f"sudo apt-get update && sudo apt-get install -y {' '.join(missing)}"
+                )
+            if uid != "0":
+                raise HostError(f"{h.name}: garrison up must run as root (it writes /etc/nginx and /srv); run: sudo garrison up")
+            if missing:
+                h.run(C.apt_update(), env=C.APT_ENV, timeout=600)
+                try:
+                    h.run(C.apt_install(missing), env=C.APT_ENV, timeout=1200)
+                except CommandFailed as exc:
+                    raise HostError(
+                        f"{h.name}: apt-get could not install {' '.join(missing)}: {exc}; "
+                        f"run `apt-get install -y {' '.join(missing)}` by hand to see why"
+                    ) from None
+                st.status, st.detail = CHANGED, f"installed {', '.join(missing)} on {osr.pretty}"
+            else:
+                st.detail = f"{osr.pretty}; nginx and python3-venv present"
+            systemd = F.parse_pid1((h.read_file("/proc/1/comm") or b"").decode())
+            ipv6 = h.exists("/proc/net/if_inet6")
+            nginx_user = F.parse_nginx_user((h.read_file("/etc/nginx/nginx.conf") or b"").decode(errors="replace"))
+        return HostFacts(systemd=systemd, ipv6=ipv6, nginx_user=nginx_user)
+
+    def ensure_tool_venv(self, facts: HostFacts) -> None:
+        """Garrison's own venv on the host: supervisord (no systemd) and uv (fast venvs)."""
+        h, T = self.host, self.tool
+        with self.run.step("tool", "Garrison's venv on the host (supervisord, uv)") as st:
+            py = f"{T.venv}/bin/python"
+            want = ["uv"] + ([] if facts.systemd else ["supervisord"])
+            have = [b for b in want if h.exists(f"{T.venv}/bin/{b}")]
+            if have == want:
+                st.detail = f"{T.venv} has {', '.join(want)}"
+            else:
+                if not h.exists(py):
+                    h.run(("/usr/bin/python3", "-m", "venv", T.venv), timeout=300)
+                h.run((f"{T.venv}/bin/pip", "install", "--quiet", "--disable-pip-version-check", *TOOL_PACKAGES), timeout=900)
+                st.status, st.detail = CHANGED, f"installed {', '.join(TOOL_PACKAGES)} into {T.venv}"
+            facts.uv = f"{T.venv}/bin/uv" if h.exists(f"{T.venv}/bin/uv") else h.which("uv")
+
+    def ensure_user_and_folders(self, facts: HostFacts) -> None:
+        h, L, user = self.host, self.L, self.cfg.user
+        with self.run.step("user", f"app user {user} and folders") as st:
+            done = []
+            if not h.run(C.user_exists(user), check=False).ok:
+                h.run(C.add_system_user(user, L.base))
+                done.append(f"created system user {user}")
+            changed = False
+            # Code, venvs and releases belong to root: the app can't rewrite itself.
+            # Everything on the path to static files is world-traversable, so nginx's
+            # user never gets the tutorial's 403.
+            for path in (L.base, L.releases, L.venvs, L.slots_dir, L.etc_dir, L.error_pages):
+                changed |= h.ensure_dir(path, mode=0o755)
+            changed |= h.ensure_dir(L.shared, mode=0o750, owner=user, group=user)
+            # Sockets: created by the app user, group nginx's user (setgid), 0660 via umask.
+            changed |= h.ensure_dir(L.run_dir, mode=0o2750, owner=user, group=facts.nginx_user)
+            changed |= h.ensure_dir(L.log_dir, mode=0o750, owner=user, group="adm" if self._group_exists("adm") else user)
+            changed |= h.ensure_dir(posixpath.dirname(L.nginx_upstream), mode=0o755)
+            if changed:
+                done.append(f"folders under {L.base} and {L.log_dir}")
+            if done:
+                st.status, st.detail = CHANGED, "; ".join(done)
+            else:
+                st.detail = f"{user} and its folders exist with the right owners"
+
+    def _group_exists(self, group: str) -> bool:
+        return self.host.run(("getent", "group", group), check=False).ok
+
+    def ensure_release(self, state: dict) -> str:
+        h, L, root = self.host, self.L, self.project.root
+        with self.run.step("release", "copying the app's code into a release") as st:
+            files = source.app_files(root)
+            if not files:
+                raise DeployError(f"{root}: no files to deploy")
+            digest = source.content_hash(root, files)[:12]
+            for rid in state.get("releases", []):
+                if rid.endswith("-" + digest) and h.exists(posixpath.join(L.release(rid), ".garrison-release")):
+                    st.detail = f"{rid} already holds this code ({len(files)} files)"
+                    return rid
+            rid = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + digest
+            tmp = L.release(rid) + ".partial"
+            h.remove(tmp)
+            h.ensure_dir(tmp, mode=0o755)
+            h.extract_tar(source.archive(root, files), tmp)
+            h.write_file(posixpath.join(tmp, ".garrison-release"), json.dumps({"id": rid, "files": len(files)}).encode())
+            h.run(("mv", "-T", tmp, L.release(rid)))
+            state.setdefault("releases", []).append(rid)
+            st.status, st.detail = CHANGED, f"{rid} ({len(files)} files)"
+            return rid
+
+    def ensure_venv(self, facts: HostFacts, rid: str) -> str:
+        h, L, a = self.host, self.L, self.cfg.app
+        with self.run.step("venv", "the app's virtualenv") as st:
+            reqhash = source.requirements_hash(self.project.root, a.requirements, a.python, (GUNICORN_SPEC,))
+            venv = L.venv(reqhash)
+            marker = posixpath.join(venv, ".garrison-complete")
+            if h.exists(marker):
+                st.detail = f"reused {posixpath.basename(venv)} (requirements unchanged)"
+            else:
+                if not h.exists(a.python):
+                    raise HostError(
+                        f"{h.name}: app.python {a.python} does not exist; install python3 or set app.python in garrison.toml"
+                    )
+                h.remove(venv)
+                release = L.release(rid)
+                args = [GUNICORN_SPEC]
+                if a.requirements == "pyproject.toml":
+                    args.append(release)
+                elif a.requirements:
+                    args += ["-r", posixpath.join(release, a.requirements)]
+                env = {"UV_CACHE_DIR": "/var/cache/garrison/uv", "UV_PYTHON_DOWNLOADS": "never", "UV_NATIVE_TLS": "1"}
+                tool = "pip"
+                try:
+                    if not facts.uv:
+                        raise CommandFailed(("uv",), 127, "", "uv not available")
+                    h.run(C.make_venv(a.python, venv, facts.uv), env=env, timeout=300)
+                    h.run(C.pip_install(venv, facts.uv, args), env=env, timeout=1200)
+                    tool = "uv"
+                except CommandFailed:
+                    # uv missing or refused (e.g. a proxy it can't verify): pip always works.
+                    h.remove(venv)
+                    h.run(C.make_venv(a.python, venv, None), timeout=300)
+                    try:
+                        h.run(C.pip_install(venv, None, args), timeout=1200)
+                    except CommandFailed as exc:
+                        h.remove(venv)
+                        raise DeployError(
+                            f"installing the app's requirements failed: {exc.stderr.strip().splitlines()[-1] if exc.stderr.strip() else exc}"
+                        ) from None
+                h.write_file(marker, b"")
+                st.status, st.detail = CHANGED, f"built {posixpath.basename(venv)} with {tool}"
+            h.ensure_symlink(venv, posixpath.join(L.release(rid), ".venv"))
+        return reqhash
+
+    def ensure_config_files(self, facts: HostFacts, live_slot: str) -> dict[str, bool]:
+        h, L, cfg = self.host, self.L, self.cfg
+        with self.run.step("config", "gunicorn, service and logrotate files") as st:
+            changed = {
+                "gunicorn": h.ensure_file(L.gunicorn_conf, R.gunicorn_conf(cfg, L).encode()),
+                "errorpage": h.ensure_file(posixpath.join(L.error_pages, "garrison-50x.html"), R.error_page(cfg).encode()),
+                "logrotate": h.ensure_file(L.logrotate, R.logrotate(cfg, L).encode()),
+            }
+            if facts.systemd:
+                changed["unit"] = h.ensure_file(L.systemd_unit, R.systemd_unit(cfg, L).encode())
+                if changed["unit"]:
+                    h.run(C.systemctl("daemon-reload"))
+            else:
+                T = self.tool
+                for d in (T.supervisor_include_dir, T.log_dir):
+                    h.ensure_dir(d, mode=0o755)
+                changed["supervisord"] = h.ensure_file(T.supervisord_conf, R.supervisord_conf(T).encode())
+            names = [k for k, v in changed.items() if v]
+            if names:
+                st.status, st.detail = CHANGED, "wrote " + ", ".join(names)
+            else:
+                st.detail = "all up to date"
+        return changed
+
+    def ensure_manager(self, facts: HostFacts, conf_changed: bool) -> None:
+        """supervisord running (hosts without systemd), with a boot entry where possible."""
+        if facts.systemd:
+            return
+        h, T = self.host, self.tool
+        with self.run.step("supervisor", "supervisord (restarts gunicorn, starts it at boot)") as st:
+            notes = []
+            if self.supervisord_pid() is None:
+                h.ensure_dir(T.run_dir, mode=0o755)
+                h.run(C.supervisord(T))
+                self._wait_supervisor()
+                st.status = CHANGED
+                notes.append("started supervisord")
+            elif conf_changed:
+                h.run(C.supervisorctl(T, "reread"))
+                st.status = CHANGED
+                notes.append("reloaded supervisord's config")
+            if h.exists("/etc/cron.d") and h.which("cron"):
+                line = (
+                    f"@reboot root mkdir -p {T.run_dir} && {' '.join(C.supervisord(T))}\n"
+                )
+                boot = "# Garrison: start supervisord (and with it every app's gunicorn) at boot.\n" + line
+                if h.ensure_file(T.boot_entry, boot.encode()):
+                    st.status = CHANGED
+                    notes.append(f"boot entry {T.boot_entry}")
+            else:
+                notes.append("no systemd and no cron here: start supervisord at boot with " + " ".join(C.supervisord(T)))
+            st.detail = "; ".join(notes) or "supervisord running"
+
+    def supervisord_pid(self) -> int | None:
+        pid = F.parse_pid(self.host.read_file(self.tool.supervisord_pid))
+        if pid is None:
+            return None
+        return pid if self.host.run(C.kill("0", pid), check=False).ok else None
+
+    def _wait_supervisor(self, deadline: float = 15.0) -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.host.run(C.supervisorctl(self.tool, "pid"), check=False).ok:
+                return
+            time.sleep(0.1)
+        raise HostError(f"{self.host.name}: supervisord did not answer within {deadline:.0f} s; see {self.tool.log_dir}/supervisord.log")
+
+    # ---- slots --------------------------------------------------------------
+    def slot_running(self, facts: HostFacts, slot: str) -> bool:
+        if facts.systemd:
+            return self.host.run(C.systemctl("is-active", "--quiet", self.L.systemd_instance(slot)), check=False).ok
+        res = self.host.run(C.supervisorctl(self.tool, "status", self.L.supervisor_program(slot)), check=False)
+        return "RUNNING" in res.stdout
+
+    def start_slot(self, facts: HostFacts, slot: str, rid: str) -> None:
+        h, L = self.host, self.L
+        self.stop_slot(facts, slot)
+        h.ensure_symlink(posixpath.relpath(L.release(rid), L.slots_dir), L.slot(slot))
+        if facts.systemd:
+            h.run(C.systemctl("enable", L.systemd_instance(slot)))
+            h.run(C.systemctl("restart", L.systemd_instance(slot)), check=False)
+        else:
+            h.write_file(L.supervisor_program_conf(slot), R.supervisor_program(self.cfg, L, slot).encode())
+            h.run(C.supervisorctl(self.tool, "reread"))
+            h.run(C.supervisorctl(self.tool, "add", L.supervisor_program(slot)), check=False)
+
+    def stop_slot(self, facts: HostFacts, slot: str) -> None:
+        h, L = self.host, self.L
+        if facts.systemd:
+            h.run(C.systemctl("disable", "--now", L.systemd_instance(slot)), check=False)
+        else:
+            if self.supervisord_pid() is not None:
+                h.run(C.supervisorctl(self.tool, "stop", L.supervisor_program(slot)), check=False, timeout=120)
+                h.run(C.supervisorctl(self.tool, "remove", L.supervisor_program(slot)), check=False)
+            h.remove(L.supervisor_program_conf(slot))
+
+    def probe(self, target: str, deadline: float = HEALTH_DEADLINE) -> dict:
+        a, s = self.cfg.app, self.cfg.server
+        res = self.host.run(
+            ("/usr/bin/python3", "-c", probe_source(), target, a.health_path, s.names[0], str(deadline), "5"),
+            check=False,
+            timeout=deadline + 30,
+        )
+        try:
+            return json.loads(res.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {"ok": False, "status": None, "error": (res.stderr.strip() or "probe gave no answer")[-300:]}
+
+    def evidence(self, slot: str, log_offset: int) -> list[str]:
+        """What a failed slot left behind: its error log since it started, its socket."""
+        h, L = self.host, self.L
+        lines: list[str] = []
+        log = h.read_file(L.error_log) or b""
+        tail = log[log_offset:].decode(errors="replace").strip().splitlines()
+        sup = h.read_file(L.supervisor_log(slot)) or b""
+        if not tail and sup:
+            tail = sup.decode(errors="replace").strip().splitlines()
+        if tail:
+            lines.append(f"last lines of {L.error_log}:")
+            lines += ["  " + t for t in tail[-25:]]
+        if not L.bind:
+            st = h.stat(L.socket(slot))
+            lines.append(f"socket {L.socket(slot)}: " + ("present" if st else "missing (gunicorn never bound it)"))
+        return lines
+
+    def deploy_slot(self, facts: HostFacts, state: dict, rid: str, fingerprint: str, reason: str) -> str:
+        """Start rid in the idle slot, health-check it, point nginx at it, stop the old slot."""
+        L = self.L
+        live = state.get("live_slot")
+        new = other_slot(live) if live else "blue"
+        with self.run.step("slot", f"starting release in slot {new}") as st:
+            log_offset = len(self.host.read_file(L.error_log) or b"")
+            self.start_slot(facts, new, rid)
+            result = self.probe(L.bind_address(new))
+            if not result.get("ok"):
+                ev = self.evidence(new, log_offset)
+                self.stop_slot(facts, new)
+                why = f"answered HTTP {result['status']}" if result.get("status") else (result.get("error") or "no answer")
+                kept = f"slot {live} keeps serving the previous release" if live else "nothing was serving before"
+                raise DeployError(
+                    f"release {rid} failed its health check on slot {new} ({self.cfg.app.health_path}: {why}); {kept}\n"
+                    + "\n".join(ev)
+                )
+            st.status, st.detail = CHANGED, f"{reason}; {rid} healthy on slot {new} after {result.get('attempts')} probe(s)"
+        self.switch_nginx(facts, new)
+        state.setdefault("slots", {})[new] = {"release": rid, "fingerprint": fingerprint}
+        state["live_slot"] = new
+        state["current"] = rid
+        self.host.ensure_symlink(posixpath.relpath(L.release(rid), L.base), L.current)
+        self.write_state(state)
+        if live:
+            with self.run.step("drain", f"stopping the old slot {live}") as st2:
+                self.stop_slot(facts, live)
+                state["slots"].pop(live, None)
+                self.write_state(state)
+                st2.status, st2.detail = CHANGED, f"slot {live} stopped after draining"
+        return new
+
+    # ---- nginx --------------------------------------------------------------
+    def nginx_running(self, facts: HostFacts) -> bool:
+        pid = F.parse_pid(self.host.read_file("/run/nginx.pid"))
+        return pid is not None and self.host.run(C.kill("0", pid), check=False).ok
+
+    def nginx_apply(self, facts: HostFacts) -> str:
+        """Start nginx, or reload it gracefully, after a full `nginx -t`."""
+        h = self.host
+        res = h.run(C.nginx_test(), check=False)
+        if not res.ok:
+            raise DeployError(f"nginx -t failed: {res.stderr.strip()}")
+        if self.nginx_running(facts):
+            h.run(C.systemctl("reload", "nginx") if facts.systemd else C.nginx_reload())
+            return "reloaded nginx"
+        if facts.systemd:
+            h.run(C.systemctl("enable", "--now", "nginx"))
+        else:
+            h.run(C.nginx_start())
+        return "started nginx"
+
+    def switch_nginx(self, facts: HostFacts, slot: str) -> None:
+        h, L = self.host, self.L
+        with self.run.step("upstream", f"pointing nginx at slot {slot}") as st:
+            old = h.read_file(L.nginx_upstream)
+            if h.ensure_file(L.nginx_upstream, R.nginx_upstream(self.cfg, L, slot).encode()):
+                if h.exists(L.nginx_site_link):
+                    try:
+                        st.detail = self.nginx_apply(facts)
+                    except DeployError:
+                        if old is not None:
+                            h.write_file(L.nginx_upstream, old)
+                        raise
+                st.status = CHANGED
+                st.detail = f"upstream → {slot}" + (f"; {st.detail}" if st.detail else "")
+            else:
+                st.detail = f"already on {slot}"
+
+    def validate_site(self, site_text: str, disable_default: bool) -> None:
+        """`nginx -t` on the candidate site before it replaces the live file."""
+        h, L = self.host, self.L
+        enabled = "/etc/nginx/sites-enabled"
+        main = (h.read_file("/etc/nginx/nginx.conf") or b"").decode(errors="replace")
+        check_dir = f"/etc/nginx/.garrison-check-{self.cfg.app.name}"
+        check_main = R.nginx_check_main(main, enabled, check_dir)
+        if check_main is None:
+            raise DeployError(
+                "/etc/nginx/nginx.conf does not include /etc/nginx/sites-enabled/; add "
+                "`include /etc/nginx/sites-enabled/*;` to its http block"
+            )
+        h.remove(check_dir)
+        h.ensure_dir(check_dir, mode=0o755)
+        try:
+            listing = h.run(("find", enabled, "-mindepth", "1", "-maxdepth", "1"), check=False).stdout.split()
+            for entry in listing:
+                name = posixpath.basename(entry)
+                if name == posixpath.basename(L.nginx_site_link) or (disable_default and name == "default"):
+                    continue
+                h.run(("ln", "-s", entry, posixpath.join(check_dir, name)))
+            h.write_file(posixpath.join(check_dir, posixpath.basename(L.nginx_site_link)), site_text.encode())
+            main_path = f"/etc/nginx/.garrison-check-{self.cfg.app.name}.conf"
+            h.write_file(main_path, check_main.encode())
+            res = h.run(C.nginx_test(main_path), check=False)
+            h.remove(main_path)
+            if not res.ok:
+                err = res.stderr.strip().replace(check_dir, posixpath.dirname(L.nginx_site))
+                raise DeployError(f"the new nginx site for {self.cfg.app.name} was rejected by nginx -t, the live one is untouched: {err}")
+        finally:
+            h.remove(check_dir)
+
+    def ensure_site(self, facts: HostFacts, state: dict, live_slot: str) -> None:
+        h, L, s = self.host, self.L, self.cfg.server
+        with self.run.step("nginx", f"nginx site {posixpath.basename(L.nginx_site)}") as st:
+            notes = []
+            if h.ensure_file(L.nginx_upstream, R.nginx_upstream(self.cfg, L, live_slot).encode()):
+                notes.append(f"upstream → {live_slot}")
+            site = R.nginx_site(self.cfg, L, ipv6=facts.ipv6)
+            default_link = "/etc/nginx/sites-enabled/default"
+            disable_default = s.default and h.exists(default_link)
+            current = h.read_file(L.nginx_site)
+            if current != site.encode() or not h.exists(L.nginx_site_link) or disable_default:
+                self.validate_site(site, disable_default)
+                if current != site.encode():
+                    h.write_file(L.nginx_site, site.encode())
+                    notes.append("site written")
+                if h.ensure_symlink(L.nginx_site, L.nginx_site_link):
+                    notes.append("site enabled")
+                if disable_default:
+                    h.remove(default_link)
+                    state["default_site_disabled"] = True
+                    notes.append("distribution's default site disabled (server.default = true)")
+            if notes or not self.nginx_running(facts):
+                try:
+                    notes.append(self.nginx_apply(facts))
+                except DeployError:
+                    if current is not None:
+                        h.write_file(L.nginx_site, current)
+                    raise
+                st.status = CHANGED
+            st.detail = "; ".join(notes) if notes else "site unchanged, nginx running"
+
+    def ensure_firewall(self) -> None:
+        h = self.host
+        with self.run.step("firewall", "ufw rules for SSH, HTTP and HTTPS") as st:
+            if not h.which("ufw"):
+                st.status, st.detail = SKIPPED, "ufw is not installed"
+                return
+            ssh_port = F.parse_sshd_port((h.read_file("/etc/ssh/sshd_config") or b"").decode(errors="replace"))
+            active = F.parse_ufw_active(h.run(("ufw", "status"), check=False).stdout)
+            added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
+            want = [f"{ssh_port}/tcp", f"{self.cfg.server.port}/tcp", "443/tcp"]
+            # The SSH rule first, so that an active firewall never locks the operator out.
+            opened = []
+            for rule in want:
+                if rule not in added:
+                    h.run(C.ufw_allow(rule))
+                    opened.append(rule)
+            state = "active" if active else "inactive (rules added; enable with `ufw enable`)"
+            if opened:
+                st.status, st.detail = CHANGED, f"opened {', '.join(opened)}; ufw {state}"
+            else:
+                st.detail = f"{', '.join(want)} already allowed; ufw {state}"
+
+    def check_through_nginx(self) -> None:
+        s = self.cfg.server
+        with self.run.step("health", f"GET {self.cfg.app.health_path} through nginx") as st:
+            result = self.probe(f"127.0.0.1:{s.port}")
+            if not result.get("ok"):
+                L = self.L
+                ev = []
+                for path in (L.nginx_error_log, L.error_log):
+                    tail = (self.host.read_file(path) or b"").decode(errors="replace").strip().splitlines()[-10:]
+                    if tail:
+                        ev.append(f"last lines of {path}:")
+                        ev += ["  " + t for t in tail]
+                why = f"HTTP {result['status']}" if result.get("status") else result.get("error")
+                raise DeployError(f"the app does not answer through nginx on port {s.port}: {why}\n" + "\n".join(ev))
+            st.detail = f"HTTP {result['status']} from http://{s.names[0]}:{s.port}{self.cfg.app.health_path}"
+
+    def prune(self, state: dict) -> None:
+        h, L = self.host, self.L
+        keep = set(state.get("releases", [])[-KEEP_RELEASES:])
+        keep |= {v["release"] for v in state.get("slots", {}).values()}
+        gone = [r for r in state.get("releases", []) if r not in keep]
+        for rid in gone:
+            h.remove(L.release(rid))
+        state["releases"] = [r for r in state.get("releases", []) if r in keep]
+        # Venvs no release points at any more.
+        used = set()
+        for rid in state["releases"]:
+            st = h.stat(posixpath.join(L.release(rid), ".venv"))
+            if st and st.link_target:
+                used.add(posixpath.basename(st.link_target))
+        listing = h.run(("find", L.venvs, "-mindepth", "1", "-maxdepth", "1"), check=False).stdout.split()
+        for path in listing:
+            if posixpath.basename(path) not in used:
+                h.remove(path)
+
+    # ---- the whole thing ----------------------------------------------------
+    def __call__(self) -> None:
+        facts = self.check_system()
+        self.ensure_tool_venv(facts)
+        self.ensure_user_and_folders(facts)
+        state = self.read_state()
+        rid = self.ensure_release(state)
+        reqhash = self.ensure_venv(facts, rid)
+        live = state.get("live_slot")
+        changed = self.ensure_config_files(facts, live or "blue")
+        self.ensure_manager(facts, changed.get("supervisord", False))
+        L = self.L
+        service_text = R.systemd_unit(self.cfg, L) if facts.systemd else R.supervisor_program(self.cfg, L, "blue")
+        fingerprint = hashlib.sha256(
+            "\0".join((rid, reqhash, R.gunicorn_conf(self.cfg, L), service_text)).encode()
+        ).hexdigest()[:16]
+        live_info = state.get("slots", {}).get(live or "", {})
+        if live and live_info.get("fingerprint") == fingerprint:
+            with self.run.step("slot", f"slot {live} serves {rid}") as st:
+                if self.slot_running(facts, live):
+                    st.detail = f"slot {live} runs {rid}, nothing to restart"
+                else:
+                    self.start_slot(facts, live, rid)
+                    result = self.probe(L.bind_address(live))
+                    if not result.get("ok"):
+                        raise DeployError(f"slot {live} was down and does not come back: {result.get('error') or result.get('status')}")
+                    st.status, st.detail = CHANGED, f"slot {live} was not running: started it"
+        else:
+            if not live:
+                reason = "first release"
+            elif live_info.get("release") != rid:
+                reason = "new code"
+            else:
+                reason = "new venv or gunicorn/service config"
+            live = self.deploy_slot(facts, state, rid, fingerprint, reason)
+        self.ensure_site(facts, state, live)
+        self.write_state(state)
+        self.ensure_firewall()
+        self.check_through_nginx()
+        self.prune(state)
+        self.write_state(state)
+
+
+def up(project: Project, host: Executor, run: Run) -> Run:
+    Up(project=project, host=host, run=run)()
+    return run
+
+
+def sample_project_path() -> Path:
+    from garrison.config import SAMPLE_APP_DIR
+
+    return Path(os.fspath(SAMPLE_APP_DIR))
