@@ -22,6 +22,7 @@ from importlib import resources
 from pathlib import Path
 
 from garrison import commands as C
+from garrison import diagnose as D
 from garrison import facts as F
 from garrison import render as R
 from garrison import source
@@ -333,18 +334,44 @@ class Up:
         except (ValueError, IndexError):
             return {"ok": False, "status": None, "error": (res.stderr.strip() or "probe gave no answer")[-300:]}
 
+    def log_since(self, path: str, offset: int) -> str:
+        res = self.host.run(("tail", "-c", f"+{offset + 1}", path), check=False)
+        return res.stdout if res.ok else ""
+
+    def log_size(self, path: str) -> int:
+        st = self.host.run(("stat", "-c", "%s", path), check=False)
+        return int(st.stdout.strip()) if st.ok and st.stdout.strip().isdigit() else 0
+
+    def wait_healthy(self, slot: str, log_offset: int) -> dict:
+        """Probe the slot's own socket until 2xx or the deadline; stop early when gunicorn can't boot."""
+        end = time.monotonic() + HEALTH_DEADLINE
+        attempts = 0
+        while True:
+            result = self.probe(self.L.bind_address(slot), deadline=min(2.0, max(0.2, end - time.monotonic())))
+            attempts += result.get("attempts", 1)
+            result["attempts"] = attempts
+            if result.get("ok"):
+                return result
+            failure = D.boot_failure(self.log_since(self.L.error_log, log_offset))
+            if failure is not None:
+                result["boot_failure"] = failure
+                return result
+            if time.monotonic() >= end:
+                result["timeout"] = True
+                return result
+
     def evidence(self, slot: str, log_offset: int) -> list[str]:
         """What a failed slot left behind: its error log since it started, its socket."""
         h, L = self.host, self.L
         lines: list[str] = []
-        log = h.read_file(L.error_log) or b""
-        tail = log[log_offset:].decode(errors="replace").strip().splitlines()
-        sup = h.read_file(L.supervisor_log(slot)) or b""
-        if not tail and sup:
-            tail = sup.decode(errors="replace").strip().splitlines()
-        if tail:
-            lines.append(f"last lines of {L.error_log}:")
-            lines += ["  " + t for t in tail[-25:]]
+        tail = self.log_since(L.error_log, log_offset).strip().splitlines()
+        if not tail:
+            tail = (h.read_file(L.supervisor_log(slot)) or b"").decode(errors="replace").strip().splitlines()
+        failure = D.boot_failure("\n".join(tail))
+        shown = list(failure.traceback) if failure and failure.traceback else tail[-25:]
+        if shown:
+            lines.append(f"from {L.error_log}:")
+            lines += ["  " + t for t in shown]
         if not L.bind:
             st = h.stat(L.socket(slot))
             lines.append(f"socket {L.socket(slot)}: " + ("present" if st else "missing (gunicorn never bound it)"))
@@ -356,18 +383,24 @@ class Up:
         live = state.get("live_slot")
         new = other_slot(live) if live else "blue"
         with self.run.step("slot", f"starting release in slot {new}") as st:
-            log_offset = len(self.host.read_file(L.error_log) or b"")
+            log_offset = self.log_size(L.error_log)
             self.start_slot(facts, new, rid)
-            result = self.probe(L.bind_address(new))
+            result = self.wait_healthy(new, log_offset)
             if not result.get("ok"):
                 ev = self.evidence(new, log_offset)
                 self.stop_slot(facts, new)
-                why = f"answered HTTP {result['status']}" if result.get("status") else (result.get("error") or "no answer")
                 kept = f"slot {live} keeps serving the previous release" if live else "nothing was serving before"
-                raise DeployError(
-                    f"release {rid} failed its health check on slot {new} ({self.cfg.app.health_path}: {why}); {kept}\n"
-                    + "\n".join(ev)
-                )
+                path = self.cfg.app.health_path
+                if result.get("boot_failure"):
+                    why = f"the app failed to boot: {result['boot_failure'].summary}"
+                elif result.get("status"):
+                    why = f"{path} answered HTTP {result['status']} instead of 2xx"
+                elif result.get("timeout"):
+                    why = f"{path} did not answer within {HEALTH_DEADLINE:.0f} s ({result.get('error') or 'no answer'})"
+                else:
+                    why = f"{path}: {result.get('error') or 'no answer'}"
+                st.detail = why
+                raise DeployError(f"release {rid} failed on slot {new}: {why}; {kept}\n" + "\n".join(ev))
             st.status, st.detail = CHANGED, f"{reason}; {rid} healthy on slot {new} after {result.get('attempts')} probe(s)"
         self.switch_nginx(facts, new)
         state.setdefault("slots", {})[new] = {"release": rid, "fingerprint": fingerprint}

@@ -1,0 +1,59 @@
+"""Facts → findings: pure functions that explain why an app does not answer.
+
+The first residents read gunicorn's error log: did the app fail to boot, and
+with which exception? `garrison up` uses them to stop waiting on a slot that
+can never become healthy and to quote the app's own error.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# gunicorn's own lines that mean "this slot will not come up by waiting".
+BOOT_FAILURE_MARKERS = (
+    "Worker failed to boot",
+    "App failed to load",
+    "Exception in worker process",
+    "Failed to find attribute",
+    "Failed to parse",
+    "Error: class uri",
+    "Error while loading",
+)
+_EXC_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))(?::\s*(.*))?$")
+_GUNICORN_INTERNAL = ("gunicorn.errors.", "HaltServer", "AppImportError")
+
+
+@dataclass(frozen=True)
+class BootFailure:
+    summary: str  # e.g. "ModuleNotFoundError: No module named 'x'"
+    traceback: tuple[str, ...]  # the app's traceback, last frames first trimmed to fit
+
+
+def boot_failure(log_text: str) -> BootFailure | None:
+    """The app's error when gunicorn's log shows a failed boot, else None."""
+    if not any(m in log_text for m in BOOT_FAILURE_MARKERS):
+        return None
+    lines = log_text.splitlines()
+    # The first traceback after the first boot-failure marker is the app's.
+    start = next((i for i, ln in enumerate(lines) if any(m in ln for m in BOOT_FAILURE_MARKERS)), 0)
+    tb: list[str] = []
+    summary = ""
+    for ln in lines[start:]:
+        if ln.startswith("Traceback (most recent call last)"):
+            tb = [ln]
+            continue
+        if tb:
+            tb.append(ln)
+            m = _EXC_LINE.match(ln.strip())
+            if m and not ln.startswith((" ", "\t")) and not any(g in ln for g in _GUNICORN_INTERNAL):
+                summary = ln.strip()
+                break
+    if not summary:
+        # gunicorn's own one-line errors, e.g. "Failed to find attribute 'app' in 'main'."
+        for ln in lines[start:]:
+            for m in ("Failed to find attribute", "Failed to parse", "Error: class uri", "App failed to load"):
+                if m in ln:
+                    return BootFailure(summary=ln.split("] ", 2)[-1].strip(), traceback=())
+        return BootFailure(summary="gunicorn's workers failed to boot (see the error log)", traceback=tuple(lines[start : start + 20]))
+    return BootFailure(summary=summary, traceback=tuple(tb[-20:]))
