@@ -414,14 +414,15 @@ class Config(_Strict):
             return tuple(v)
         return v
 
-    @model_validator(mode="after")
-    def _unique_hosts(self) -> "Config":
+    @field_validator("hosts", mode="after")
+    @classmethod
+    def _unique_hosts(cls, v: tuple[Host, ...]) -> tuple[Host, ...]:
         seen: set[str] = set()
-        for h in self.hosts:
+        for h in v:
             if h.name in seen:
                 raise ValueError(f'expected unique host names, got "{h.name}" twice')
             seen.add(h.name)
-        return self
+        return v
 
     @property
     def user(self) -> str:

@@ -21,6 +21,7 @@ BOOT_FAILURE_MARKERS = (
     "Error while loading",
 )
 _EXC_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?([A-Z]\w*(?:Error|Exception|Exit|Interrupt))(?::\s*(.*))?$")
+_LOG_PREFIX = re.compile(r"^(?:\[[^\]]*\]\s*)+")
 _GUNICORN_INTERNAL = ("gunicorn.errors.", "HaltServer", "AppImportError")
 
 
@@ -54,6 +55,6 @@ def boot_failure(log_text: str) -> BootFailure | None:
         for ln in lines[start:]:
             for m in ("Failed to find attribute", "Failed to parse", "Error: class uri", "App failed to load"):
                 if m in ln:
-                    return BootFailure(summary=ln.split("] ", 2)[-1].strip(), traceback=())
+                    return BootFailure(summary=_LOG_PREFIX.sub("", ln).strip(), traceback=())
         return BootFailure(summary="gunicorn's workers failed to boot (see the error log)", traceback=tuple(lines[start : start + 20]))
     return BootFailure(summary=summary, traceback=tuple(tb[-20:]))
