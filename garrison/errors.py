@@ -49,3 +49,9 @@ class DeployError(GarrisonError):
     """A release could not be brought up; what serves traffic was left alone."""
 
     exit_code = 4
+
+
+class LockHeld(GarrisonError):
+    """Another deploy of the same app is running on the host."""
+
+    exit_code = 5

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 1 unexpected failure (a bug: traceback shown);
 2 bad config or input; 3 host cannot be prepared; 4 deploy failed (what
-served traffic was left serving); 130 interrupted.
+served traffic was left serving); 5 another deploy holds the lock;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -156,6 +157,23 @@ def up(config_path: Path | None) -> None:
         f"[bold green]serving[/] {cfg.app.name} at http://{cfg.server.names[0]}{port}/ "
         f"({verdict}, {time.monotonic() - t0:.1f} s)"
     )
+
+
+@main.command()
+@config_option
+@click.argument("release", required=False)
+@boundary
+def rollback(config_path: Path | None, release: str | None) -> None:
+    """Bring back the previous release (or RELEASE, a kept release id or its prefix), zero-downtime."""
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows import Run
+    from garrison.workflows.up import rollback as do_rollback
+
+    project = _project(config_path, sample_if_missing=True)
+    t0 = time.monotonic()
+    run = Run(reporter=ConsoleReporter())
+    do_rollback(project, LocalExecutor(), run, release)
+    out.print(f"[bold green]rolled back[/] {project.config.app.name} ({time.monotonic() - t0:.1f} s)")
 
 
 @main.command()

@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from garrison.config.model import App, Config, Gunicorn, Host, Nginx, Server, Static
+from garrison.config.model import App, Config, Gunicorn, Hooks, Host, Nginx, Server, Static
 from garrison.errors import ConfigError
 
 __all__ = [
-    "App", "Config", "Gunicorn", "Host", "Nginx", "Server", "Static",
+    "App", "Config", "Gunicorn", "Hooks", "Host", "Nginx", "Server", "Static",
     "Project", "load_config", "parse_config", "find_project", "SAMPLE_APP_DIR",
 ]
 

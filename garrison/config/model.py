@@ -88,6 +88,9 @@ class App(_Strict):
         description='requirements file relative to the app root, "pyproject.toml" to install the project, or "" for none',
     )
     health_path: str = Field("/", description="path that answers 2xx when the app is healthy")
+    health_deadline: int = Field(30, description="seconds a new release gets to answer its health check before the deploy fails")
+    health_timeout: int = Field(5, description="seconds one health-check request may take")
+    keep_releases: int = Field(5, description="releases kept on the host for rollback")
     python: str = Field("/usr/bin/python3", description="interpreter on the host that builds the app's venv")
     static: tuple[Static, ...] = Field((), description="static folders served by nginx")
 
@@ -131,6 +134,11 @@ class App(_Strict):
             raise ValueError(f'expected a URL path starting with "/", got {_got(v)}')
         return v
 
+    @field_validator("health_deadline", "health_timeout", "keep_releases", mode="before")
+    @classmethod
+    def _pos(cls, v: Any) -> int:
+        return _positive(v)
+
     @field_validator("python", mode="before")
     @classmethod
     def _python(cls, v: Any) -> str:
@@ -144,6 +152,20 @@ class App(_Strict):
         if isinstance(v, list):
             return tuple(v)
         return v
+
+
+class Hooks(_Strict):
+    """Commands run as the app user in a new release, with its venv and environment."""
+
+    release: str = Field("", description="run before the new release takes traffic (migrations); failure aborts the deploy")
+    post_deploy: str = Field("", description="run after the new release took traffic; failure is reported")
+
+    @field_validator("release", "post_deploy", mode="before")
+    @classmethod
+    def _cmd(cls, v: Any) -> str:
+        if not isinstance(v, str) or "\n" in v or "\0" in v:
+            raise ValueError(f"expected a one-line shell command, got {_got(v)}")
+        return v.strip()
 
 
 class Server(_Strict):
@@ -405,6 +427,7 @@ class Config(_Strict):
     server: Server = Server()
     gunicorn: Gunicorn = Gunicorn()
     nginx: Nginx = Nginx()
+    hooks: Hooks = Hooks()
     hosts: tuple[Host, ...] = Field((), description="servers for `garrison deploy`")
 
     @field_validator("hosts", mode="before")

@@ -96,3 +96,12 @@ def parse_sshd_port(config_text: str) -> int:
         if len(words) == 2 and words[0].lower() == "port" and words[1].isdigit():
             return int(words[1])
     return 22
+
+
+def parse_upstream_server(text: str) -> str | None:
+    """The address of the first `server` line of an upstream include (the live slot)."""
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].replace(";", " ").split()
+        if len(words) >= 2 and words[0] == "server":
+            return words[1]
+    return None

@@ -39,6 +39,17 @@ class Stat:
     link_target: str | None
 
 
+class HostLock(ABC):
+    @abstractmethod
+    def release(self) -> None: ...
+
+    def __enter__(self) -> "HostLock":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Executor(ABC):
     """Runs commands and moves files on one host."""
 
@@ -71,6 +82,14 @@ class Executor(ABC):
     @abstractmethod
     def extract_tar(self, data: bytes, dest: str) -> None:
         """Unpack a (gzip) tar archive into the existing folder dest."""
+
+    @abstractmethod
+    def lock(self, path: str, holder: str) -> "HostLock":
+        """Take the host's deploy lock at path, or raise LockHeld naming the holder.
+
+        The lock must die with the deploying process (Ctrl-C, SIGKILL, a cut SSH
+        connection), so that no stale lock ever blocks the next deploy.
+        """
 
     # Built on the primitives, the same for every executor.
     def exists(self, path: str) -> bool:

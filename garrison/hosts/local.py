@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import grp
 import io
 import os
@@ -12,8 +13,8 @@ import tarfile
 import tempfile
 from typing import Mapping, Sequence
 
-from garrison.errors import CommandFailed
-from garrison.hosts import Executor, Result, Stat
+from garrison.errors import CommandFailed, LockHeld
+from garrison.hosts import Executor, HostLock, Result, Stat
 
 # What a server's root shell has: the tool's own venv or pyenv shims must not
 # leak into commands such as `python3 -m venv` run on behalf of the host.
@@ -25,6 +26,18 @@ def _name(table, ident: int) -> str:
         return table(ident)[0]
     except KeyError:
         return str(ident)
+
+
+class _FlockLock(HostLock):
+    """A kernel flock: released by the kernel when the holder dies, however it dies."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class LocalExecutor(Executor):
@@ -105,3 +118,16 @@ class LocalExecutor(Executor):
     def extract_tar(self, data: bytes, dest: str) -> None:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
             tar.extractall(dest, filter="data")
+
+    def lock(self, path: str, holder: str) -> HostLock:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            who = os.pread(fd, 500, 0).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise LockHeld(f"another deploy holds the lock {path}: {who}; wait for it to finish") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode(), 0)
+        return _FlockLock(fd)

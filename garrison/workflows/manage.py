@@ -60,7 +60,7 @@ def status(project: Project, host: Executor) -> Status:
     if not state:
         st.rows.append(("state", f"not deployed here (no {L.state_file}); run `garrison up`"))
         return st
-    live = state.get("live_slot")
+    live = u.live_slot()
     releases = state.get("releases", [])
     st.rows.append(("releases", ", ".join(r + (" (current)" if r == state.get("current") else "") for r in releases)))
     st.rows.append(("live slot", f"{live} → {L.bind_address(live)}" if live else "none"))
@@ -88,14 +88,10 @@ def status(project: Project, host: Executor) -> Status:
 def log_path(project: Project, which: str) -> str:
     L = Layout.of(project.config)
     if which == "supervisor":
-        state_live = "blue"
-        try:
-            import json
+        from garrison.hosts.local import LocalExecutor
 
-            state_live = json.loads(open(L.state_file).read()).get("live_slot") or "blue"
-        except (OSError, ValueError):
-            pass
-        return L.supervisor_log(state_live)
+        live = Up(project=project, host=LocalExecutor(), run=Run()).live_slot() or "blue"
+        return L.supervisor_log(live)
     return {
         "error": L.error_log,
         "access": L.access_log,
@@ -129,7 +125,6 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
         if facts.systemd and gone:
             h.run(C.systemctl("daemon-reload"), check=False)
         st.status, st.detail = CHANGED, "slots stopped"
-        state.pop("live_slot", None)
         state["slots"] = {}
         if h.exists(L.base):
             u.write_state(state)

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import posixpath
+import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,13 +30,29 @@ from garrison import source
 from garrison.config import Config, Project
 from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
-from garrison.layout import Layout, ToolLayout, other_slot
+from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
 from garrison.workflows import CHANGED, SKIPPED, UNCHANGED, Run
 
-KEEP_RELEASES = 5
 HEALTH_DEADLINE = 30.0
 GUNICORN_SPEC = "gunicorn[gevent]>=23"
 TOOL_PACKAGES = ("supervisor>=4.2", "uv")
+
+
+def parse_env_file(text: str) -> dict[str, str]:
+    """KEY=VALUE lines of shared/.env (systemd EnvironmentFile syntax, simple quoting)."""
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        key = key.strip().removeprefix("export ").strip()
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        if key.isidentifier():
+            env[key] = value
+    return env
 
 
 def probe_source() -> str:
@@ -78,6 +95,7 @@ class Up:
             return {}
 
     def write_state(self, state: dict) -> None:
+        state.pop("live_slot", None)  # the upstream include says which slot is live
         self.host.write_file(self.L.state_file, json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
 
     # ---- steps ------------------------------------------------------------
@@ -170,6 +188,8 @@ class Up:
             for rid in state.get("releases", []):
                 if rid.endswith("-" + digest) and h.exists(posixpath.join(L.release(rid), ".garrison-release")):
                     st.detail = f"{rid} already holds this code ({len(files)} files)"
+                    # Most recently used last, so pruning keeps it.
+                    state["releases"] = [r for r in state["releases"] if r != rid] + [rid]
                     return rid
             rid = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + digest
             tmp = L.release(rid) + ".partial"
@@ -322,10 +342,10 @@ class Up:
                 h.run(C.supervisorctl(self.tool, "remove", L.supervisor_program(slot)), check=False)
             h.remove(L.supervisor_program_conf(slot))
 
-    def probe(self, target: str, deadline: float = HEALTH_DEADLINE) -> dict:
+    def probe(self, target: str, deadline: float = HEALTH_DEADLINE, timeout: float = 5.0) -> dict:
         a, s = self.cfg.app, self.cfg.server
         res = self.host.run(
-            ("/usr/bin/python3", "-c", probe_source(), target, a.health_path, s.names[0], str(deadline), "5"),
+            ("/usr/bin/python3", "-c", probe_source(), target, a.health_path, s.names[0], str(deadline), str(timeout)),
             check=False,
             timeout=deadline + 30,
         )
@@ -342,12 +362,14 @@ class Up:
         st = self.host.run(("stat", "-c", "%s", path), check=False)
         return int(st.stdout.strip()) if st.ok and st.stdout.strip().isdigit() else 0
 
-    def wait_healthy(self, slot: str, log_offset: int) -> dict:
-        """Probe the slot's own socket until 2xx or the deadline; stop early when gunicorn can't boot."""
-        end = time.monotonic() + HEALTH_DEADLINE
+    def wait_healthy(self, facts: HostFacts, slot: str, log_offset: int) -> dict:
+        """Probe the slot's own socket until 2xx or the deadline; stop early when it can't come up."""
+        a = self.cfg.app
+        end = time.monotonic() + a.health_deadline
         attempts = 0
         while True:
-            result = self.probe(self.L.bind_address(slot), deadline=min(2.0, max(0.2, end - time.monotonic())))
+            window = min(2.0, max(0.2, end - time.monotonic()))
+            result = self.probe(self.L.bind_address(slot), deadline=window, timeout=a.health_timeout)
             attempts += result.get("attempts", 1)
             result["attempts"] = attempts
             if result.get("ok"):
@@ -356,9 +378,25 @@ class Up:
             if failure is not None:
                 result["boot_failure"] = failure
                 return result
+            if result.get("status") is None:
+                exited = self.slot_exited(facts, slot)
+                if exited:
+                    result["exited"] = exited
+                    return result
             if time.monotonic() >= end:
                 result["timeout"] = True
                 return result
+
+    def slot_exited(self, facts: HostFacts, slot: str) -> str | None:
+        """The manager's word when a slot's gunicorn died after starting, else None."""
+        if facts.systemd:
+            res = self.host.run(C.systemctl("is-failed", self.L.systemd_instance(slot)), check=False)
+            return "systemd reports the unit failed" if res.ok else None
+        res = self.host.run(C.supervisorctl(self.tool, "status", self.L.supervisor_program(slot)), check=False)
+        words = res.stdout.split()
+        if len(words) >= 2 and words[1] in ("BACKOFF", "EXITED", "FATAL"):
+            return f"supervisord: {' '.join(words[1:])}"
+        return None
 
     def evidence(self, slot: str, log_offset: int) -> list[str]:
         """What a failed slot left behind: its error log since it started, its socket."""
@@ -377,44 +415,108 @@ class Up:
             lines.append(f"socket {L.socket(slot)}: " + ("present" if st else "missing (gunicorn never bound it)"))
         return lines
 
-    def deploy_slot(self, facts: HostFacts, state: dict, rid: str, fingerprint: str, reason: str) -> str:
-        """Start rid in the idle slot, health-check it, point nginx at it, stop the old slot."""
+    def live_slot(self) -> str | None:
+        """The slot nginx sends traffic to, read from the upstream include (the truth)."""
         L = self.L
-        live = state.get("live_slot")
+        server = F.parse_upstream_server((self.host.read_file(L.nginx_upstream) or b"").decode(errors="replace"))
+        for slot in SLOTS:
+            if server == L.upstream_server(slot):
+                return slot
+        return None
+
+    def health_failure(self, result: dict) -> str:
+        path, a = self.cfg.app.health_path, self.cfg.app
+        if result.get("boot_failure"):
+            return f"the app failed to boot: {result['boot_failure'].summary}"
+        if result.get("status"):
+            return f"{path} answered HTTP {result['status']} instead of 2xx"
+        if result.get("exited"):
+            return f"gunicorn started, then exited ({result['exited']}): the app crashed after start"
+        if result.get("timeout"):
+            return f"{path} did not answer within {a.health_deadline} s ({result.get('error') or 'no answer'}): the app hangs or is too slow to start"
+        return f"{path}: {result.get('error') or 'no answer'}"
+
+    def run_hook(self, facts: HostFacts, name: str, command: str, rid: str, slot: str) -> None:
+        """A release hook as the app user, in the release, with its venv and environment."""
+        h, L = self.host, self.L
+        release = L.release(rid)
+        env = {
+            "PATH": f"{release}/.venv/bin:/usr/local/bin:/usr/bin:/bin",
+            "HOME": L.base,
+            "VIRTUAL_ENV": f"{release}/.venv",
+            "GARRISON_RELEASE": rid,
+            "GARRISON_SLOT": slot,
+            "GARRISON_HOOK": name,
+        }
+        env.update(parse_env_file((h.read_file(L.env_file) or b"").decode(errors="replace")))
+        argv = ("runuser", "-u", self.cfg.user, "--", "env", "-C", release, *(f"{k}={v}" for k, v in env.items()),
+                "/bin/sh", "-c", command)
+        res = h.run(argv, check=False, timeout=1800)
+        if not res.ok:
+            out = (res.stderr.strip() or res.stdout.strip()).splitlines()[-15:]
+            raise DeployError(
+                f"the {name} hook `{command}` exited {res.returncode} in release {rid}\n" + "\n".join("  " + ln for ln in out)
+            )
+
+    def deploy_slot(self, facts: HostFacts, state: dict, rid: str, fingerprint: str, reason: str, live: str | None) -> str:
+        """Start rid in the idle slot, health-check it, point nginx at it, stop the old slot."""
+        L, a = self.L, self.cfg.app
         new = other_slot(live) if live else "blue"
+        kept = f"slot {live} keeps serving the previous release" if live else "nothing was serving before"
+        if self.cfg.hooks.release:
+            with self.run.step("hook", f"release hook in {rid}") as st:
+                try:
+                    self.run_hook(facts, "release", self.cfg.hooks.release, rid, new)
+                except DeployError as exc:
+                    st.detail = str(exc).splitlines()[0]
+                    raise DeployError(f"{exc}; {kept}") from None
+                st.status, st.detail = CHANGED, f"`{self.cfg.hooks.release}` succeeded"
         with self.run.step("slot", f"starting release in slot {new}") as st:
             log_offset = self.log_size(L.error_log)
             self.start_slot(facts, new, rid)
-            result = self.wait_healthy(new, log_offset)
+            result = self.wait_healthy(facts, new, log_offset)
             if not result.get("ok"):
                 ev = self.evidence(new, log_offset)
                 self.stop_slot(facts, new)
-                kept = f"slot {live} keeps serving the previous release" if live else "nothing was serving before"
-                path = self.cfg.app.health_path
-                if result.get("boot_failure"):
-                    why = f"the app failed to boot: {result['boot_failure'].summary}"
-                elif result.get("status"):
-                    why = f"{path} answered HTTP {result['status']} instead of 2xx"
-                elif result.get("timeout"):
-                    why = f"{path} did not answer within {HEALTH_DEADLINE:.0f} s ({result.get('error') or 'no answer'})"
-                else:
-                    why = f"{path}: {result.get('error') or 'no answer'}"
+                why = self.health_failure(result)
                 st.detail = why
                 raise DeployError(f"release {rid} failed on slot {new}: {why}; {kept}\n" + "\n".join(ev))
             st.status, st.detail = CHANGED, f"{reason}; {rid} healthy on slot {new} after {result.get('attempts')} probe(s)"
-        self.switch_nginx(facts, new)
+        # Recorded before the switch: if we die right after it, the next run knows what the slot runs.
         state.setdefault("slots", {})[new] = {"release": rid, "fingerprint": fingerprint}
-        state["live_slot"] = new
+        self.write_state(state)
+        self.switch_nginx(facts, new)
         state["current"] = rid
         self.host.ensure_symlink(posixpath.relpath(L.release(rid), L.base), L.current)
         self.write_state(state)
         if live:
-            with self.run.step("drain", f"stopping the old slot {live}") as st2:
+            with self.run.step("drain", f"draining and stopping the old slot {live}") as st2:
+                drained = self.wait_nginx_drained()
                 self.stop_slot(facts, live)
                 state["slots"].pop(live, None)
                 self.write_state(state)
-                st2.status, st2.detail = CHANGED, f"slot {live} stopped after draining"
+                st2.status, st2.detail = CHANGED, f"old nginx workers {drained}; slot {live} stopped gracefully"
+        if self.cfg.hooks.post_deploy:
+            with self.run.step("post_deploy", "post-deploy hook") as st3:
+                try:
+                    self.run_hook(facts, "post_deploy", self.cfg.hooks.post_deploy, rid, new)
+                except DeployError as exc:
+                    st3.detail = str(exc).splitlines()[0]
+                    raise DeployError(f"{exc}; release {rid} is live and serving (the hook ran after the cut-over)") from None
+                st3.status, st3.detail = CHANGED, f"`{self.cfg.hooks.post_deploy}` succeeded"
         return new
+
+    def wait_nginx_drained(self) -> str:
+        """Wait until nginx's old workers (after a reload) have finished their requests."""
+        deadline = time.monotonic() + self.cfg.gunicorn.graceful_timeout
+        while True:
+            res = self.host.run(("ps", "-eo", "args="), check=False)
+            old = sum(1 for ln in res.stdout.splitlines() if "nginx: worker process is shutting down" in ln)
+            if old == 0:
+                return "finished"
+            if time.monotonic() > deadline:
+                return f"still finishing ({old}) after {self.cfg.gunicorn.graceful_timeout} s"
+            time.sleep(0.05)
 
     # ---- nginx --------------------------------------------------------------
     def nginx_running(self, facts: HostFacts) -> bool:
@@ -556,7 +658,9 @@ class Up:
 
     def prune(self, state: dict) -> None:
         h, L = self.host, self.L
-        keep = set(state.get("releases", [])[-KEEP_RELEASES:])
+        keep = set(state.get("releases", [])[-self.cfg.app.keep_releases:])
+        if state.get("current"):
+            keep.add(state["current"])
         keep |= {v["release"] for v in state.get("slots", {}).values()}
         gone = [r for r in state.get("releases", []) if r not in keep]
         for rid in gone:
@@ -574,50 +678,99 @@ class Up:
                 h.remove(path)
 
     # ---- the whole thing ----------------------------------------------------
-    def __call__(self) -> None:
-        facts = self.check_system()
-        self.ensure_tool_venv(facts)
-        self.ensure_user_and_folders(facts)
-        state = self.read_state()
-        rid = self.ensure_release(state)
-        reqhash = self.ensure_venv(facts, rid)
-        live = state.get("live_slot")
-        changed = self.ensure_config_files(facts, live or "blue")
-        self.ensure_manager(facts, changed.get("supervisord", False))
+    def fingerprint(self, facts: HostFacts, rid: str, reqhash: str) -> str:
+        """What a running slot is: the code, the venv, and every file that shapes the process."""
         L = self.L
         service_text = R.systemd_unit(self.cfg, L) if facts.systemd else R.supervisor_program(self.cfg, L, "blue")
-        fingerprint = hashlib.sha256(
-            "\0".join((rid, reqhash, R.gunicorn_conf(self.cfg, L), service_text)).encode()
-        ).hexdigest()[:16]
+        return hashlib.sha256("\0".join((rid, reqhash, R.gunicorn_conf(self.cfg, L), service_text)).encode()).hexdigest()[:16]
+
+    def ensure_serving(self, facts: HostFacts, state: dict, rid: str, reqhash: str, live: str | None, reason: str | None = None) -> str:
+        """Make a slot running rid take the traffic: nothing, a restart of a dead slot, or a cut-over."""
+        L = self.L
+        fingerprint = self.fingerprint(facts, rid, reqhash)
         live_info = state.get("slots", {}).get(live or "", {})
         if live and live_info.get("fingerprint") == fingerprint:
             with self.run.step("slot", f"slot {live} serves {rid}") as st:
                 if self.slot_running(facts, live):
                     st.detail = f"slot {live} runs {rid}, nothing to restart"
                 else:
+                    log_offset = self.log_size(L.error_log)
                     self.start_slot(facts, live, rid)
-                    result = self.probe(L.bind_address(live))
+                    result = self.wait_healthy(facts, live, log_offset)
                     if not result.get("ok"):
-                        raise DeployError(f"slot {live} was down and does not come back: {result.get('error') or result.get('status')}")
+                        raise DeployError(f"slot {live} was down and does not come back: {self.health_failure(result)}")
                     st.status, st.detail = CHANGED, f"slot {live} was not running: started it"
-        else:
+            return live
+        if reason is None:
             if not live:
                 reason = "first release"
             elif live_info.get("release") != rid:
                 reason = "new code"
             else:
                 reason = "new venv or gunicorn/service config"
-            live = self.deploy_slot(facts, state, rid, fingerprint, reason)
-        self.ensure_site(facts, state, live)
+        new = self.deploy_slot(facts, state, rid, fingerprint, reason, live)
+        history = state.setdefault("history", [])
+        if not history or history[-1] != rid:
+            history.append(rid)
+        del history[:-50]
         self.write_state(state)
-        self.ensure_firewall()
-        self.check_through_nginx()
-        self.prune(state)
-        self.write_state(state)
+        return new
+
+    def __call__(self, rollback_to: str | None = None, rollback: bool = False) -> None:
+        facts = self.check_system()
+        self.ensure_tool_venv(facts)
+        self.ensure_user_and_folders(facts)
+        holder = f"garrison (pid {os.getpid()} on {socket.gethostname()}) since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
+        with self.host.lock(self.L.lock, holder):
+            state = self.read_state()
+            live = self.live_slot()
+            if rollback:
+                rid = self.rollback_target(state, rollback_to)
+                reqhash = self.release_venv(rid)
+                reason = f"rollback from {state.get('current')}"
+            else:
+                rid = self.ensure_release(state)
+                reqhash = self.ensure_venv(facts, rid)
+                reason = None
+            changed = self.ensure_config_files(facts, live or "blue")
+            self.ensure_manager(facts, changed.get("supervisord", False))
+            live = self.ensure_serving(facts, state, rid, reqhash, live, reason)
+            self.ensure_site(facts, state, live)
+            self.write_state(state)
+            self.ensure_firewall()
+            self.check_through_nginx()
+            self.prune(state)
+            self.write_state(state)
+
+    def rollback_target(self, state: dict, wanted: str | None) -> str:
+        releases = state.get("releases", [])
+        current = state.get("current")
+        if wanted:
+            matches = [r for r in releases if r == wanted or r.startswith(wanted)]
+            if len(matches) != 1:
+                known = ", ".join(releases) or "none"
+                raise DeployError(f"release {wanted!r} is {'ambiguous' if matches else 'not on this host'}; releases kept: {known}")
+            return matches[0]
+        # Most recently live first; releases that predate the history in creation order.
+        for rid in [*reversed(state.get("history", [])), *reversed(releases)]:
+            if rid != current and rid in releases:
+                return rid
+        raise DeployError(f"no previous release to roll back to (current: {current}); releases kept: {', '.join(releases) or 'none'}")
+
+    def release_venv(self, rid: str) -> str:
+        st = self.host.stat(posixpath.join(self.L.release(rid), ".venv"))
+        if st is None or not st.link_target or not self.host.exists(posixpath.join(st.link_target, ".garrison-complete")):
+            raise DeployError(f"release {rid} has no complete venv on this host; deploy it again instead")
+        return posixpath.basename(st.link_target)
 
 
 def up(project: Project, host: Executor, run: Run) -> Run:
     Up(project=project, host=host, run=run)()
+    return run
+
+
+def rollback(project: Project, host: Executor, run: Run, release: str | None = None) -> Run:
+    Up(project=project, host=host, run=run)(rollback_to=release, rollback=True)
     return run
 
 
