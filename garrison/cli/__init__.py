@@ -131,20 +131,41 @@ def render(config_path: Path | None, out_dir: Path, slot: str) -> None:
         out.print(escape(str(dest)))
 
 
+def print_plan(project, host) -> None:
+    from garrison.workflows.plan import plan
+
+    items = plan(project, host)
+    changes = [i for i in items if i.change]
+    for item in items:
+        if not item.change:
+            out.print(f"[green]{'unchanged':>9}[/] {escape(item.what)}")
+            continue
+        out.print(f"[yellow]{'change':>9}[/] {escape(item.what)}: {escape(item.change)}")
+        for line in item.diff:
+            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+            out.print(f"[{style}]{escape(line.rstrip())}[/]")
+    out.print(f"plan: {len(changes)} change(s); nothing was touched")
+
+
 @main.command()
 @config_option
+@click.option("--plan", "show_plan", is_flag=True, help="Print what would change, with file diffs, and touch nothing.")
 @boundary
-def up(config_path: Path | None) -> None:
+def up(config_path: Path | None, show_plan: bool) -> None:
     """Make this machine the server: nginx, gunicorn, supervision, health-checked.
 
     Run in an app's folder (with garrison.toml) to serve that app; run in a
-    folder without an app to serve the bundled sample app.
+    folder without an app to serve the bundled sample app. Every new release
+    starts in the idle slot and takes traffic only once it is healthy.
     """
     from garrison.hosts.local import LocalExecutor
     from garrison.workflows import Run
     from garrison.workflows.up import up as do_up
 
     project = _project(config_path, sample_if_missing=True)
+    if show_plan:
+        print_plan(project, LocalExecutor())
+        return
     cfg = project.config
     what = "the sample app" if project.is_sample else escape(str(project.source))
     out.print(f"garrison up: [bold]{cfg.app.name}[/] from {what}")
@@ -157,6 +178,15 @@ def up(config_path: Path | None) -> None:
         f"[bold green]serving[/] {cfg.app.name} at http://{cfg.server.names[0]}{port}/ "
         f"({verdict}, {time.monotonic() - t0:.1f} s)"
     )
+
+
+@main.command()
+@config_option
+@click.option("--plan", "show_plan", is_flag=True, help="Print what would change, with file diffs, and touch nothing.")
+@click.pass_context
+def deploy(ctx: click.Context, config_path: Path | None, show_plan: bool) -> None:
+    """Deploy a new release with zero downtime (on this machine: the same as `up`)."""
+    ctx.invoke(up, config_path=config_path, show_plan=show_plan)
 
 
 @main.command()

@@ -153,6 +153,18 @@ class App(_Strict):
             return tuple(v)
         return v
 
+    @field_validator("static", mode="after")
+    @classmethod
+    def _static_urls(cls, v: tuple[Static, ...]) -> tuple[Static, ...]:
+        seen: set[str] = set()
+        for st in v:
+            if st.url == "/":
+                raise ValueError('expected a static URL below "/" (the app itself answers "/"), got "/"')
+            if st.url in seen:
+                raise ValueError(f'expected a different url for each static folder, got "{st.url}" twice')
+            seen.add(st.url)
+        return v
+
 
 class Hooks(_Strict):
     """Commands run as the app user in a new release, with its venv and environment."""
@@ -290,9 +302,20 @@ class Gunicorn(_Strict):
     def _socket(cls, v: Any) -> Any:
         if v is None:
             return v
-        if not isinstance(v, str) or not SAFE_PATH_RE.match(v) or len(v) > 80:
-            raise ValueError(f"expected an absolute folder for the sockets (at most 80 characters), got {_got(v)}")
-        return posixpath.normpath(v)
+        norm = posixpath.normpath(v) if isinstance(v, str) else ""
+        volatile = ("/run", "/var/run", "/tmp", "/dev", "/proc", "/sys")
+        if (
+            not isinstance(v, str)
+            or not SAFE_PATH_RE.match(v)
+            or len(v) > 80
+            or norm.count("/") < 2
+            or any(norm == p or norm.startswith(p + "/") for p in volatile)
+        ):
+            raise ValueError(
+                "expected a folder of the app's own that survives a reboot, e.g. \"/srv/myapp/sockets\" "
+                f"(not under /run or /tmp, at most 80 characters), got {_got(v)}"
+            )
+        return norm
 
     @field_validator("bind", mode="before")
     @classmethod

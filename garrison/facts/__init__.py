@@ -105,3 +105,13 @@ def parse_upstream_server(text: str) -> str | None:
         if len(words) >= 2 and words[0] == "server":
             return words[1]
     return None
+
+
+def parse_nginx_workers(ps_output: str) -> set[int]:
+    """PIDs of accepting nginx workers from `ps -eo pid=,args=`."""
+    pids = set()
+    for line in ps_output.splitlines():
+        pid, _, args = line.strip().partition(" ")
+        if args.strip() == "nginx: worker process" and pid.isdigit():
+            pids.add(int(pid))
+    return pids

@@ -36,6 +36,7 @@ class _FlockLock(HostLock):
 
     def release(self) -> None:
         if self.fd >= 0:
+            os.ftruncate(self.fd, 0)  # no holder any more; the kernel drops the flock on close
             os.close(self.fd)
             self.fd = -1
 

@@ -57,10 +57,18 @@ def systemd_unit(cfg: Config, layout: Layout) -> str:
     return _render("systemd.service.j2", cfg, layout)
 
 
-def supervisor_program(cfg: Config, layout: Layout, slot: str) -> str:
+def _supervisor_value(value: str) -> str:
+    """A value for supervisord's environment= line: quoted, with % doubled (it expands %(x)s)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
+
+
+def supervisor_program(cfg: Config, layout: Layout, slot: str, env: dict[str, str] | None = None) -> str:
+    """One slot's program. `env` (from shared/.env) is written into it, since supervisord
+    has no EnvironmentFile: the file is then root-only, like the .env itself."""
     if slot not in SLOTS:
         raise ValueError(f"unknown slot {slot!r}")
-    return _render("supervisor_program.conf.j2", cfg, layout, slot=slot)
+    extra = "".join(f",{k}={_supervisor_value(v)}" for k, v in sorted((env or {}).items()))
+    return _render("supervisor_program.conf.j2", cfg, layout, slot=slot, extra_env=extra)
 
 
 def supervisord_conf(tool: ToolLayout) -> str:

@@ -34,6 +34,8 @@ from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
 from garrison.workflows import CHANGED, SKIPPED, UNCHANGED, Run
 
 HEALTH_DEADLINE = 30.0
+# How long a slot must keep the same master and keep answering after its first 2xx.
+SETTLE_SECONDS = 1.0
 GUNICORN_SPEC = "gunicorn[gevent]>=23"
 TOOL_PACKAGES = ("supervisor>=4.2", "uv")
 
@@ -328,7 +330,7 @@ class Up:
             h.run(C.systemctl("enable", L.systemd_instance(slot)))
             h.run(C.systemctl("restart", L.systemd_instance(slot)), check=False)
         else:
-            h.write_file(L.supervisor_program_conf(slot), R.supervisor_program(self.cfg, L, slot).encode())
+            h.write_file(L.supervisor_program_conf(slot), R.supervisor_program(self.cfg, L, slot, self.app_env()).encode(), mode=0o600)
             h.run(C.supervisorctl(self.tool, "reread"))
             h.run(C.supervisorctl(self.tool, "add", L.supervisor_program(slot)), check=False)
 
@@ -373,7 +375,7 @@ class Up:
             attempts += result.get("attempts", 1)
             result["attempts"] = attempts
             if result.get("ok"):
-                return result
+                return self.settle(facts, slot, result)
             failure = D.boot_failure(self.log_since(self.L.error_log, log_offset))
             if failure is not None:
                 result["boot_failure"] = failure
@@ -386,6 +388,27 @@ class Up:
             if time.monotonic() >= end:
                 result["timeout"] = True
                 return result
+
+    def settle(self, facts: HostFacts, slot: str, result: dict, seconds: float = SETTLE_SECONDS) -> dict:
+        """A first 2xx is not enough: the same gunicorn master must still answer a moment later.
+
+        Orphaned workers of a master that just crashed can answer a probe; a
+        release that crashes after start must not take traffic on that answer.
+        """
+        pidfile = self.L.pidfile(slot)
+        master = F.parse_pid(self.host.read_file(pidfile))
+        time.sleep(seconds)
+        again = self.probe(self.L.bind_address(slot), deadline=0.5, timeout=self.cfg.app.health_timeout)
+        now = F.parse_pid(self.host.read_file(pidfile))
+        alive = now is not None and self.host.run(C.kill("0", now), check=False).ok
+        exited = self.slot_exited(facts, slot)
+        if master is None or now != master or not alive or exited:
+            result = dict(result, ok=False, exited=exited or f"master pid {master} → {now or 'gone'}")
+        elif not again.get("ok"):
+            result = dict(again, attempts=result.get("attempts", 1) + again.get("attempts", 1))
+            if again.get("status") is None:
+                result["exited"] = "it stopped answering right after its first answer"
+        return result
 
     def slot_exited(self, facts: HostFacts, slot: str) -> str | None:
         """The manager's word when a slot's gunicorn died after starting, else None."""
@@ -428,13 +451,16 @@ class Up:
         path, a = self.cfg.app.health_path, self.cfg.app
         if result.get("boot_failure"):
             return f"the app failed to boot: {result['boot_failure'].summary}"
-        if result.get("status"):
-            return f"{path} answered HTTP {result['status']} instead of 2xx"
         if result.get("exited"):
             return f"gunicorn started, then exited ({result['exited']}): the app crashed after start"
+        if result.get("status"):
+            return f"{path} answered HTTP {result['status']} instead of 2xx"
         if result.get("timeout"):
             return f"{path} did not answer within {a.health_deadline} s ({result.get('error') or 'no answer'}): the app hangs or is too slow to start"
         return f"{path}: {result.get('error') or 'no answer'}"
+
+    def app_env(self) -> dict[str, str]:
+        return parse_env_file((self.host.read_file(self.L.env_file) or b"").decode(errors="replace"))
 
     def run_hook(self, facts: HostFacts, name: str, command: str, rid: str, slot: str) -> None:
         """A release hook as the app user, in the release, with its venv and environment."""
@@ -530,13 +556,27 @@ class Up:
         if not res.ok:
             raise DeployError(f"nginx -t failed: {res.stderr.strip()}")
         if self.nginx_running(facts):
+            old = self.nginx_workers()
             h.run(C.systemctl("reload", "nginx") if facts.systemd else C.nginx_reload())
-            return "reloaded nginx"
+            # `nginx -s reload` only signals the master: wait until workers with the
+            # new config have replaced the old ones, so that "done" means done.
+            end = time.monotonic() + 15
+            while time.monotonic() < end:
+                now = self.nginx_workers()
+                if now and not (now & old):
+                    return "reloaded nginx"
+                time.sleep(0.02)
+            raise DeployError("nginx did not start workers with the new config within 15 s; see /var/log/nginx/error.log")
         if facts.systemd:
             h.run(C.systemctl("enable", "--now", "nginx"))
         else:
             h.run(C.nginx_start())
         return "started nginx"
+
+    def nginx_workers(self) -> set[int]:
+        """PIDs of nginx workers that accept new connections (not the ones shutting down)."""
+        res = self.host.run(("ps", "-eo", "pid=,args="), check=False)
+        return F.parse_nginx_workers(res.stdout)
 
     def switch_nginx(self, facts: HostFacts, slot: str) -> None:
         h, L = self.host, self.L
@@ -681,8 +721,10 @@ class Up:
     def fingerprint(self, facts: HostFacts, rid: str, reqhash: str) -> str:
         """What a running slot is: the code, the venv, and every file that shapes the process."""
         L = self.L
+        # The environment is part of what a slot is: changing it restarts the app (blue/green).
+        env_text = json.dumps(self.app_env(), sort_keys=True)
         service_text = R.systemd_unit(self.cfg, L) if facts.systemd else R.supervisor_program(self.cfg, L, "blue")
-        return hashlib.sha256("\0".join((rid, reqhash, R.gunicorn_conf(self.cfg, L), service_text)).encode()).hexdigest()[:16]
+        return hashlib.sha256("\0".join((rid, reqhash, R.gunicorn_conf(self.cfg, L), service_text, env_text)).encode()).hexdigest()[:16]
 
     def ensure_serving(self, facts: HostFacts, state: dict, rid: str, reqhash: str, live: str | None, reason: str | None = None) -> str:
         """Make a slot running rid take the traffic: nothing, a restart of a dead slot, or a cut-over."""

@@ -39,7 +39,7 @@ def get(path: str, host: str = "localhost", port: int = 80, timeout: float = 5.0
 def try_get(path: str, **kw) -> Response | None:
     try:
         return get(path, **kw)
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return None
 
 

@@ -107,3 +107,15 @@ def test_boot_failure_none_for_healthy_or_empty_logs():
     assert boot_failure("[INFO] Starting gunicorn\n[INFO] Booting worker with pid: 8\n") is None
     # Malformed: a marker with no traceback still says the workers failed.
     assert "failed to boot" in boot_failure("Worker failed to boot").summary
+
+
+def test_nginx_workers_and_upstream():
+    ps = (
+        "    1 /sbin/init\n  812 nginx: master process nginx\n  900 nginx: worker process\n"
+        "  901 nginx: worker process is shutting down\n  902 nginx: worker process\n"
+    )
+    assert F.parse_nginx_workers(ps) == {900, 902}
+    assert F.parse_nginx_workers("") == set()
+    assert F.parse_upstream_server("# live: blue\nserver unix:/srv/a/run/blue.sock max_fails=0;\n") == "unix:/srv/a/run/blue.sock"
+    assert F.parse_upstream_server("server 127.0.0.1:9001;") == "127.0.0.1:9001"
+    assert F.parse_upstream_server("") is None

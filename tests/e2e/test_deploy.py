@@ -1,0 +1,279 @@
+"""Zero-downtime releases, end to end: blue/green cut-overs under continuous load,
+every way a release can fail, rollback, the deploy lock, hooks, and a deploy
+killed at each step. A second app (`zdt`, Host zdt.test) so that the sample
+app of test_up is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import garrison, try_get, wait_for
+
+pytestmark = [
+    pytest.mark.machine,
+    pytest.mark.skipif(os.geteuid() != 0, reason="deploys need root (they write /etc/nginx, /srv and add a user)"),
+]
+
+HOST = "zdt.test"
+BASE = Path("/srv/zdt")
+
+CONFIG = """
+[app]
+name = "zdt"
+entry = "main:app"
+health_path = "/healthz"
+health_deadline = 4
+health_timeout = 1
+
+[server]
+names = ["zdt.test"]
+
+[gunicorn]
+workers = 2
+graceful_timeout = 10
+
+[hooks]
+release = "{release_hook}"
+"""
+
+APP = '''
+import os, time
+from flask import Flask
+
+VERSION = "{version}"
+app = Flask(__name__)
+{extra}
+
+@app.get("/")
+def index():
+    return VERSION
+
+
+@app.get("/healthz")
+def healthz():
+    {health}
+    return "ok"
+'''
+
+
+def write_app(folder: Path, version: str, *, extra: str = "", health: str = "pass", release_hook: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "garrison.toml").write_text(CONFIG.format(release_hook=release_hook.replace('"', '\\"')))
+    (folder / "requirements.txt").write_text("flask>=3.0\n")
+    (folder / "main.py").write_text(APP.format(version=version, extra=extra, health=health))
+    return folder
+
+
+class Load:
+    """A bounded load through nginx: threads that each open a new connection per request."""
+
+    def __init__(self, threads: int = 3, max_seconds: float = 180, max_requests: int = 250000):
+        self.stop = threading.Event()
+        self.results: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.lock = threading.Lock()
+        self.deadline = time.monotonic() + max_seconds
+        self.max_requests = max_requests
+        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
+
+    def _loop(self) -> None:
+        while not self.stop.is_set() and time.monotonic() < self.deadline:
+            r = try_get("/", host=HOST, timeout=10)
+            with self.lock:
+                if sum(self.results.values()) + len(self.failures) >= self.max_requests:
+                    return
+                if r is None:
+                    self.failures.append("connection error")
+                elif r.status != 200:
+                    self.failures.append(f"HTTP {r.status}")
+                else:
+                    self.results[r.text] += 1
+
+    def __enter__(self) -> "Load":
+        for t in self.threads:
+            t.start()
+        wait_for(lambda: sum(self.results.values()) + len(self.failures) > 10, 10, "the load to start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(15)
+
+    @property
+    def total(self) -> int:
+        return sum(self.results.values()) + len(self.failures)
+
+
+def version() -> str | None:
+    r = try_get("/", host=HOST, timeout=5)
+    return r.text if r is not None and r.status == 200 else None
+
+
+def state() -> dict:
+    return json.loads((BASE / "garrison-state.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def app_dir(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("zdt") / "zdt"
+    write_app(folder, "v0")
+    garrison("down", "--purge", cwd=folder)
+    proc = garrison("up", cwd=folder)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert version() == "v0"
+    yield folder
+    garrison("down", "--purge", cwd=folder)
+
+
+def test_five_deploys_under_load_fail_no_request(app_dir):
+    with Load() as load:
+        for n in range(1, 6):
+            write_app(app_dir, f"v{n}")
+            proc = garrison("deploy", cwd=app_dir)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+            assert version() == f"v{n}"
+        wait_for(lambda: load.results["v5"] > 0, 10, "the load to see v5")
+    assert all(not t.is_alive() for t in load.threads)
+    assert load.failures == [], f"{len(load.failures)} failed of {load.total}: {Counter(load.failures)}"
+    assert load.total > 100
+    assert {"v1", "v2", "v3", "v4", "v5"} <= set(load.results)
+
+
+@pytest.mark.parametrize(
+    "case, kwargs, expected",
+    [
+        ("import fails", {"extra": "import zdt_no_such_module"}, "the app failed to boot: ModuleNotFoundError"),
+        ("crash after start", {"extra": "import signal; os.kill(os.getppid(), signal.SIGKILL)"}, "crashed after start"),
+        ("health 500", {"health": 'return "broken", 500'}, "/healthz answered HTTP 500 instead of 2xx"),
+        ("hangs", {"health": "time.sleep(60)"}, "/healthz did not answer within 4 s"),
+    ],
+)
+def test_a_failing_release_never_takes_traffic(app_dir, case, kwargs, expected):
+    before = version()
+    current = state()["current"]
+    write_app(app_dir, "bad", **kwargs)
+    with Load() as load:
+        proc = garrison("deploy", cwd=app_dir)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    first = proc.stderr.splitlines()[0]
+    assert expected in first, first
+    assert "keeps serving the previous release" in first
+    assert load.failures == [], f"{case}: {Counter(load.failures)}"
+    assert set(load.results) == {before}
+    assert version() == before and state()["current"] == current
+    write_app(app_dir, before)  # leave the folder deployable
+
+
+def test_rollback_under_load(app_dir):
+    before = version()
+    write_app(app_dir, "rb-new")
+    assert garrison("deploy", cwd=app_dir).returncode == 0
+    assert version() == "rb-new"
+    with Load() as load:
+        proc = garrison("rollback", cwd=app_dir)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert version() == before
+    assert load.failures == []
+    # A named release works too, by id prefix.
+    rid = [r for r in state()["releases"] if r != state()["current"]][-1]
+    assert garrison("rollback", rid[:18], cwd=app_dir).returncode == 0
+    assert state()["current"] == rid
+
+
+def _deploy_killed_after(app_dir: Path, step_line: str) -> str:
+    """Start a deploy and SIGKILL it as soon as it reports `step_line`; return its output."""
+    proc = subprocess.Popen(
+        (sys.executable, "-m", "garrison", "deploy"), cwd=app_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, env=dict(os.environ, COLUMNS="200"),
+    )
+    seen = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        seen.append(line)
+        words = line.split()
+        if len(words) >= 2 and words[1] == step_line:
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(60)
+    return "".join(seen)
+
+
+@pytest.mark.parametrize("step", ["venv", "slot", "upstream"])
+def test_deploy_killed_at_a_step_leaves_the_site_serving(app_dir, step):
+    write_app(app_dir, f"killed-{step}")
+    (app_dir / "requirements.txt").write_text(f"flask>=3.0\n# {step}\n")  # a new venv, so every step runs
+    with Load() as load:
+        out = _deploy_killed_after(app_dir, step)
+        assert f" {step} " in out, out
+        time.sleep(0.5)
+    assert load.failures == [], f"killed after {step}: {Counter(load.failures)}"
+    assert version() is not None
+    # The next deploy clears what was left (no stale lock) and succeeds.
+    write_app(app_dir, f"after-{step}")
+    proc = garrison("deploy", cwd=app_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert version() == f"after-{step}"
+
+
+def test_the_lock_stops_a_second_deploy(app_dir):
+    write_app(app_dir, "locked", release_hook="sleep 3")
+    first = subprocess.Popen((sys.executable, "-m", "garrison", "deploy"), cwd=app_dir, stdout=subprocess.PIPE, text=True)
+    lock = BASE / ".garrison.lock"
+    wait_for(lambda: lock.exists() and f"pid {first.pid} " in lock.read_text(errors="replace"), 60,
+             "the first deploy to take the lock")
+    second = garrison("deploy", cwd=app_dir)
+    assert second.returncode == 5, second.stdout + second.stderr
+    assert "another deploy holds the lock" in second.stderr and f"pid {first.pid}" in second.stderr
+    assert first.wait(120) == 0
+    assert version() == "locked"
+
+
+def test_release_hook_runs_in_the_new_release_with_its_environment(app_dir):
+    env_file = BASE / "shared" / ".env"
+    env_file.write_text("GREETING=salve\n")
+    os.chmod(env_file, 0o600)
+    out = BASE / "shared" / "hook.out"
+    hook = f'echo "$GARRISON_RELEASE $PWD $(command -v python) $GREETING $(id -un)" > {out}'
+    write_app(app_dir, "hooked", release_hook=hook)
+    proc = garrison("deploy", cwd=app_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rid, cwd, python, greeting, user = out.read_text().split()
+    assert rid == state()["current"]
+    assert cwd == f"{BASE}/releases/{rid}"
+    assert python == f"{BASE}/releases/{rid}/.venv/bin/python"
+    assert (greeting, user) == ("salve", "zdt")
+
+
+def test_a_failing_release_hook_leaves_traffic_untouched(app_dir):
+    before = version()
+    write_app(app_dir, "hook-fails", release_hook="echo migration failed >&2; exit 3")
+    proc = garrison("deploy", cwd=app_dir)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "the release hook" in proc.stderr and "exited 3" in proc.stderr and "migration failed" in proc.stderr
+    assert version() == before
+
+
+def test_plan_shows_the_change_and_touches_nothing(app_dir):
+    write_app(app_dir, "planned")
+    (app_dir / "garrison.toml").write_text((app_dir / "garrison.toml").read_text().replace("workers = 2", "workers = 3"))
+    conf = Path("/etc/garrison/zdt/gunicorn.conf.py")
+    before_conf, before_state = conf.read_text(), (BASE / "garrison-state.json").read_text()
+    proc = garrison("deploy", "--plan", cwd=app_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "new release" in proc.stdout
+    assert "-workers = 2" in proc.stdout and "+workers = 3" in proc.stdout
+    assert "nothing was touched" in proc.stdout
+    assert conf.read_text() == before_conf and (BASE / "garrison-state.json").read_text() == before_state
+    assert version() != "planned"

@@ -1,0 +1,72 @@
+"""Every file Garrison renders, byte for byte, for one config per meaningful case.
+
+render_all(cfg, Layout.of(cfg)) with the real host paths is compared with
+tests/golden/expected/<case>/<host path>, so a template change shows up as a
+reviewable diff. `pytest --update-golden tests/golden` rewrites the expected
+files (and drops the ones render_all no longer produces); read the diff before
+committing it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import shutil
+from pathlib import Path
+
+import pytest
+
+from garrison.config import Config
+from garrison.layout import Layout
+from garrison.render import render_all
+
+EXPECTED = Path(__file__).resolve().parent / "expected"
+CASES = {"minimal", "static_folders", "tcp_bind", "unix_socket_dir", "custom_workers", "server_names", "sample_app"}
+
+
+def test_every_case_is_there(golden_cases: dict[str, Path]) -> None:
+    # A deleted or renamed case file would otherwise silently shrink the coverage.
+    assert set(golden_cases) == CASES
+    assert all(path.is_file() for path in golden_cases.values())
+
+
+def golden_files(case_dir: Path) -> dict[str, Path]:
+    if not case_dir.is_dir():
+        return {}
+    return {"/" + p.relative_to(case_dir).as_posix(): p for p in sorted(case_dir.rglob("*")) if p.is_file()}
+
+
+def test_rendered_files_match_golden(golden_case: str, golden_config: Config, request: pytest.FixtureRequest) -> None:
+    rendered = {path: text.encode("utf-8") for path, text in render_all(golden_config, Layout.of(golden_config)).items()}
+    assert all(path.startswith("/") for path in rendered)
+    case_dir = EXPECTED / golden_case
+
+    if request.config.getoption("--update-golden"):
+        shutil.rmtree(case_dir, ignore_errors=True)
+        for path, data in rendered.items():
+            target = case_dir / path.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+        return
+
+    expected = golden_files(case_dir)
+    problems = []
+    for path in sorted(rendered.keys() | expected.keys()):
+        if path not in expected:
+            problems.append(f"{path}: rendered, but there is no {case_dir / path.lstrip('/')}")
+        elif path not in rendered:
+            problems.append(f"{path}: has a golden file, but render_all no longer produces it")
+        elif (want := expected[path].read_bytes()) != rendered[path]:
+            diff = difflib.unified_diff(
+                want.decode("utf-8").splitlines(keepends=True),
+                rendered[path].decode("utf-8").splitlines(keepends=True),
+                fromfile=f"golden {path}",
+                tofile=f"rendered {path}",
+            )
+            problems.append("".join(diff))
+    if problems:
+        pytest.fail(
+            f"case {golden_case}: rendered files differ from {case_dir}\n"
+            + "\n".join(problems)
+            + "\nIf the change is intended: pytest --update-golden tests/golden",
+            pytrace=False,
+        )
