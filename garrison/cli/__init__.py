@@ -39,8 +39,14 @@ class ConsoleReporter:
     def start(self, name: str, what: str) -> None:
         self._t0 = time.monotonic()
         if self.console.is_terminal:
-            self._what = what
-            self._status = self.console.status(f"{name}: {escape(what)} …")
+            # A spinner with the elapsed time: apt and venv builds can take a while.
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._status = Progress(
+                SpinnerColumn(), TextColumn(f"{name}: {escape(what)}"), TimeElapsedColumn(),
+                console=self.console, transient=True,
+            )
+            self._status.add_task(name, total=None)
             self._status.start()
 
     def done(self, result: StepResult) -> None:

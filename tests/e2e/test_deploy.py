@@ -11,13 +11,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from bench.loadgen import Load as BenchLoad
 from tests.e2e.helpers import garrison, try_get, wait_for
 
 pytestmark = [
@@ -75,45 +75,8 @@ def write_app(folder: Path, version: str, *, extra: str = "", health: str = "pas
     return folder
 
 
-class Load:
-    """A bounded load through nginx: threads that each open a new connection per request."""
-
-    def __init__(self, threads: int = 3, max_seconds: float = 180, max_requests: int = 250000):
-        self.stop = threading.Event()
-        self.results: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self.lock = threading.Lock()
-        self.deadline = time.monotonic() + max_seconds
-        self.max_requests = max_requests
-        self.threads = [threading.Thread(target=self._loop, daemon=True) for _ in range(threads)]
-
-    def _loop(self) -> None:
-        while not self.stop.is_set() and time.monotonic() < self.deadline:
-            r = try_get("/", host=HOST, timeout=10)
-            with self.lock:
-                if sum(self.results.values()) + len(self.failures) >= self.max_requests:
-                    return
-                if r is None:
-                    self.failures.append("connection error")
-                elif r.status != 200:
-                    self.failures.append(f"HTTP {r.status}")
-                else:
-                    self.results[r.text] += 1
-
-    def __enter__(self) -> "Load":
-        for t in self.threads:
-            t.start()
-        wait_for(lambda: sum(self.results.values()) + len(self.failures) > 10, 10, "the load to start")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop.set()
-        for t in self.threads:
-            t.join(15)
-
-    @property
-    def total(self) -> int:
-        return sum(self.results.values()) + len(self.failures)
+def Load() -> BenchLoad:
+    return BenchLoad(HOST)
 
 
 def version() -> str | None:
