@@ -191,6 +191,10 @@ class ToolLayout:
         return self.p("/opt/garrison/venv")
 
     @property
+    def exec_helper(self) -> str:
+        return self.p("/opt/garrison/bin/garrison-exec")
+
+    @property
     def supervisord_conf(self) -> str:
         return self.p("/etc/garrison/supervisord.conf")
 

@@ -212,6 +212,56 @@ def rollback(config_path: Path | None, release: str | None) -> None:
     out.print(f"[bold green]rolled back[/] {project.config.app.name} ({time.monotonic() - t0:.1f} s)")
 
 
+@main.group()
+def env() -> None:
+    """The app's environment variables (secrets), kept in shared/.env on the host."""
+
+
+@env.command("set")
+@config_option
+@click.argument("assignments", nargs=-1, required=True)
+@boundary
+def env_set(config_path: Path | None, assignments: tuple[str, ...]) -> None:
+    """Set KEY=VALUE (one or more); restarts the app with zero downtime."""
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows import Run
+    from garrison.workflows.env import change_env, parse_assignment
+
+    pairs = dict(parse_assignment(a) for a in assignments)
+    project = _project(config_path, sample_if_missing=True)
+    changed = change_env(project, LocalExecutor(), Run(reporter=ConsoleReporter()), set_=pairs, unset=[])
+    out.print(", ".join(changed) if changed else "nothing changed")
+
+
+@env.command("unset")
+@config_option
+@click.argument("keys", nargs=-1, required=True)
+@boundary
+def env_unset(config_path: Path | None, keys: tuple[str, ...]) -> None:
+    """Remove KEYs; restarts the app with zero downtime."""
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows import Run
+    from garrison.workflows.env import change_env
+
+    project = _project(config_path, sample_if_missing=True)
+    changed = change_env(project, LocalExecutor(), Run(reporter=ConsoleReporter()), set_={}, unset=list(keys))
+    out.print(", ".join(changed) if changed else "nothing changed")
+
+
+@env.command("list")
+@config_option
+@click.option("--reveal", is_flag=True, help="Show the values instead of masking them.")
+@boundary
+def env_list(config_path: Path | None, reveal: bool) -> None:
+    """List the keys (values masked unless --reveal)."""
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows.env import mask, read_env
+
+    project = _project(config_path, sample_if_missing=True)
+    for key, value in sorted(read_env(project, LocalExecutor()).items()):
+        out.print(f"{key}={escape(value) if reveal else mask(value)}")
+
+
 @main.command()
 @config_option
 @boundary

@@ -107,11 +107,25 @@ def parse_upstream_server(text: str) -> str | None:
     return None
 
 
-def parse_nginx_workers(ps_output: str) -> set[int]:
-    """PIDs of accepting nginx workers from `ps -eo pid=,args=`."""
+def parse_nginx_workers(ps_output: str, master: int | None) -> set[int]:
+    """PIDs of the accepting workers of the nginx master `master`, from `ps -eo pid=,ppid=,args=`.
+
+    Only that master's children count: other nginx instances may run on the host.
+    """
     pids = set()
     for line in ps_output.splitlines():
-        pid, _, args = line.strip().partition(" ")
-        if args.strip() == "nginx: worker process" and pid.isdigit():
-            pids.add(int(pid))
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[0].isdigit() and parts[1].isdigit():
+            if parts[2].strip() == "nginx: worker process" and int(parts[1]) == master:
+                pids.add(int(parts[0]))
     return pids
+
+
+def count_nginx_draining(ps_output: str, master: int | None) -> int:
+    """Workers of `master` still finishing requests after a reload."""
+    n = 0
+    for line in ps_output.splitlines():
+        parts = line.split(None, 2)
+        if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) == master:
+            n += parts[2].strip() == "nginx: worker process is shutting down"
+    return n

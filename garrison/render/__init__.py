@@ -57,18 +57,11 @@ def systemd_unit(cfg: Config, layout: Layout) -> str:
     return _render("systemd.service.j2", cfg, layout)
 
 
-def _supervisor_value(value: str) -> str:
-    """A value for supervisord's environment= line: quoted, with % doubled (it expands %(x)s)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%") + '"'
-
-
-def supervisor_program(cfg: Config, layout: Layout, slot: str, env: dict[str, str] | None = None) -> str:
-    """One slot's program. `env` (from shared/.env) is written into it, since supervisord
-    has no EnvironmentFile: the file is then root-only, like the .env itself."""
+def supervisor_program(cfg: Config, layout: Layout, slot: str, tool: ToolLayout | None = None) -> str:
+    """One slot's program. Secrets stay in shared/.env: garrison-exec reads it as root."""
     if slot not in SLOTS:
         raise ValueError(f"unknown slot {slot!r}")
-    extra = "".join(f",{k}={_supervisor_value(v)}" for k, v in sorted((env or {}).items()))
-    return _render("supervisor_program.conf.j2", cfg, layout, slot=slot, extra_env=extra)
+    return _render("supervisor_program.conf.j2", cfg, layout, slot=slot, T=tool or ToolLayout(layout.root))
 
 
 def supervisord_conf(tool: ToolLayout) -> str:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 from garrison import commands as C
 from garrison import diagnose as D
@@ -41,20 +42,10 @@ TOOL_PACKAGES = ("supervisor>=4.2", "uv")
 
 
 def parse_env_file(text: str) -> dict[str, str]:
-    """KEY=VALUE lines of shared/.env (systemd EnvironmentFile syntax, simple quoting)."""
-    env = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, _, value = line.partition("=")
-        key = key.strip().removeprefix("export ").strip()
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        if key.isidentifier():
-            env[key] = value
-    return env
+    """KEY=VALUE lines of shared/.env, read exactly as garrison-exec reads them on the host."""
+    from garrison.hosts.garrison_exec import parse_env
+
+    return parse_env(text)
 
 
 def probe_source() -> str:
@@ -151,6 +142,12 @@ class Up:
                 h.run((f"{T.venv}/bin/pip", "install", "--quiet", "--disable-pip-version-check", *TOOL_PACKAGES), timeout=900)
                 st.status, st.detail = CHANGED, f"installed {', '.join(TOOL_PACKAGES)} into {T.venv}"
             facts.uv = f"{T.venv}/bin/uv" if h.exists(f"{T.venv}/bin/uv") else h.which("uv")
+            if not facts.systemd:
+                helper = resources.files("garrison.hosts").joinpath("garrison_exec.py").read_bytes()
+                h.ensure_dir(posixpath.dirname(T.exec_helper), mode=0o755)
+                if h.ensure_file(T.exec_helper, helper, mode=0o755):
+                    st.status = CHANGED
+                    st.detail += f"; wrote {T.exec_helper}"
 
     def ensure_user_and_folders(self, facts: HostFacts) -> None:
         h, L, user = self.host, self.L, self.cfg.user
@@ -330,7 +327,7 @@ class Up:
             h.run(C.systemctl("enable", L.systemd_instance(slot)))
             h.run(C.systemctl("restart", L.systemd_instance(slot)), check=False)
         else:
-            h.write_file(L.supervisor_program_conf(slot), R.supervisor_program(self.cfg, L, slot, self.app_env()).encode(), mode=0o600)
+            h.write_file(L.supervisor_program_conf(slot), R.supervisor_program(self.cfg, L, slot, self.tool).encode())
             h.run(C.supervisorctl(self.tool, "reread"))
             h.run(C.supervisorctl(self.tool, "add", L.supervisor_program(slot)), check=False)
 
@@ -536,8 +533,8 @@ class Up:
         """Wait until nginx's old workers (after a reload) have finished their requests."""
         deadline = time.monotonic() + self.cfg.gunicorn.graceful_timeout
         while True:
-            res = self.host.run(("ps", "-eo", "args="), check=False)
-            old = sum(1 for ln in res.stdout.splitlines() if "nginx: worker process is shutting down" in ln)
+            res = self.host.run(("ps", "-eo", "pid=,ppid=,args="), check=False)
+            old = F.count_nginx_draining(res.stdout, F.parse_pid(self.host.read_file("/run/nginx.pid")))
             if old == 0:
                 return "finished"
             if time.monotonic() > deadline:
@@ -575,8 +572,8 @@ class Up:
 
     def nginx_workers(self) -> set[int]:
         """PIDs of nginx workers that accept new connections (not the ones shutting down)."""
-        res = self.host.run(("ps", "-eo", "pid=,args="), check=False)
-        return F.parse_nginx_workers(res.stdout)
+        res = self.host.run(("ps", "-eo", "pid=,ppid=,args="), check=False)
+        return F.parse_nginx_workers(res.stdout, F.parse_pid(self.host.read_file("/run/nginx.pid")))
 
     def switch_nginx(self, facts: HostFacts, slot: str) -> None:
         h, L = self.host, self.L
@@ -758,18 +755,32 @@ class Up:
         self.write_state(state)
         return new
 
-    def __call__(self, rollback_to: str | None = None, rollback: bool = False) -> None:
+    def __call__(
+        self,
+        rollback_to: str | None = None,
+        rollback: bool = False,
+        restart: str | None = None,
+        locked: Callable[[], None] | None = None,
+    ) -> None:
+        """Deploy the source tree; or roll back; or, with `restart` (a reason), restart the
+        current release blue/green. `locked` runs first under the deploy lock (env changes)."""
         facts = self.check_system()
         self.ensure_tool_venv(facts)
         self.ensure_user_and_folders(facts)
         holder = f"garrison (pid {os.getpid()} on {socket.gethostname()}) since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
         with self.host.lock(self.L.lock, holder):
+            if locked is not None:
+                locked()
             state = self.read_state()
             live = self.live_slot()
             if rollback:
                 rid = self.rollback_target(state, rollback_to)
                 reqhash = self.release_venv(rid)
                 reason = f"rollback from {state.get('current')}"
+            elif restart is not None and state.get("current"):
+                rid = state["current"]
+                reqhash = self.release_venv(rid)
+                reason = restart
             else:
                 rid = self.ensure_release(state)
                 reqhash = self.ensure_venv(facts, rid)

@@ -60,6 +60,11 @@ def index():
     return VERSION
 
 
+@app.get("/env/<key>")
+def env(key):
+    return os.environ.get(key, "(unset)")
+
+
 @app.get("/healthz")
 def healthz():
     {health}
@@ -240,3 +245,26 @@ def test_plan_shows_the_change_and_touches_nothing(app_dir):
     assert "nothing was touched" in proc.stdout
     assert conf.read_text() == before_conf and (BASE / "garrison-state.json").read_text() == before_state
     assert version() != "planned"
+
+
+def test_env_set_reaches_the_app_without_dropping_a_request(app_dir):
+    secret = 'tr0ub4dor "&" $(id)'
+    with Load() as load:
+        proc = garrison("env", "set", f"SECRET_KEY={secret}", "MODE=prod", cwd=app_dir)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load.failures == [], Counter(load.failures)
+    assert secret not in proc.stdout + proc.stderr  # never printed
+    r = try_get("/env/SECRET_KEY", host=HOST)
+    assert r is not None and r.text == secret
+    env_file = BASE / "shared" / ".env"
+    st = env_file.stat()
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o600)
+    listed = garrison("env", "list", cwd=app_dir)
+    assert "SECRET_KEY=********" in listed.stdout and secret not in listed.stdout
+    assert secret in garrison("env", "list", "--reveal", cwd=app_dir).stdout
+    # No secret in any file the service manager or nginx reads, other than .env itself.
+    for conf in Path("/etc/garrison").rglob("*"):
+        if conf.is_file():
+            assert "tr0ub4dor" not in conf.read_text(errors="replace"), conf
+    assert garrison("env", "unset", "MODE", cwd=app_dir).returncode == 0
+    assert try_get("/env/MODE", host=HOST).text == "(unset)"

@@ -111,11 +111,14 @@ def test_boot_failure_none_for_healthy_or_empty_logs():
 
 def test_nginx_workers_and_upstream():
     ps = (
-        "    1 /sbin/init\n  812 nginx: master process nginx\n  900 nginx: worker process\n"
-        "  901 nginx: worker process is shutting down\n  902 nginx: worker process\n"
+        "    1     0 /sbin/init\n  812     1 nginx: master process nginx\n  900   812 nginx: worker process\n"
+        "  901   812 nginx: worker process is shutting down\n  902   812 nginx: worker process\n"
+        "  950   940 nginx: worker process\n  951   940 nginx: worker process is shutting down\n"
     )
-    assert F.parse_nginx_workers(ps) == {900, 902}
-    assert F.parse_nginx_workers("") == set()
+    # Another nginx instance (master 940) on the same host is not ours.
+    assert F.parse_nginx_workers(ps, 812) == {900, 902}
+    assert F.count_nginx_draining(ps, 812) == 1
+    assert F.parse_nginx_workers("", 812) == set() and F.parse_nginx_workers(ps, None) == set()
     assert F.parse_upstream_server("# live: blue\nserver unix:/srv/a/run/blue.sock max_fails=0;\n") == "unix:/srv/a/run/blue.sock"
     assert F.parse_upstream_server("server 127.0.0.1:9001;") == "127.0.0.1:9001"
     assert F.parse_upstream_server("") is None

@@ -1,0 +1,733 @@
+"""The executor for a remote host: one SSH connection (asyncssh), a synchronous API.
+
+`SSHExecutor` mirrors `LocalExecutor` command for command: the same PATH and
+LC_ALL for every command, the same atomic file writes (temp file in the same
+folder, chown, chmod, rename), the same lstat fields, the same lock semantics.
+
+How it works, and why:
+- One asyncio event loop runs in a daemon thread per process; every public
+  method submits a coroutine to it and waits. Each executor opens ONE SSH
+  connection on first use and reuses it for every command and file transfer
+  (a new channel per command costs one round trip, a new connection ~0.1 s).
+- Commands are argv tuples. `command_line` is the one place that turns one
+  into the string sshd hands to the login shell: every word is shlex-quoted
+  once; environment variables travel as `env -- K=V` words (sshd's own
+  environment passing needs AcceptEnv, which servers rarely allow).
+- File primitives are constant shell scripts (`_SCRIPTS`) run as
+  `sh -c SCRIPT garrison ARG...`: data only ever reaches them as positional
+  parameters, never as script text. They use only POSIX sh and coreutils, so
+  they work through `sudo -n` for a non-root login exactly as for root (SFTP
+  would run as the login user and could not write /etc).
+- The deploy lock is a remote `flock` held by a process whose stdin is the
+  SSH channel: if this process dies (even SIGKILL) or the connection drops,
+  the remote side sees EOF, the holder exits and the kernel drops the lock.
+- Host keys are verified against known_hosts. An unknown key fails (or, with
+  trust_on_first_use, is appended); a changed key always fails. Every failure
+  is one HostError line that names the host and the command that fixes it.
+- ~/.ssh/config is honoured (Host aliases, HostName, Port, User, IdentityFile,
+  ProxyJump, ...). ProxyJump hops are opened here, not by asyncssh, so that
+  they get the same known_hosts, trust policy, keys and error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+import errno
+import fcntl
+import getpass
+import hashlib
+import hmac
+import os
+import posixpath
+import shlex
+import signal
+import socket
+import stat as stat_mod
+import threading
+import weakref
+from typing import Any, Mapping, Sequence
+
+from garrison.errors import CommandFailed, HostError, LockHeld
+from garrison.hosts import Executor, HostLock, Result, Stat
+
+# The same PATH the local executor gives commands (what a server's root shell has).
+HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DEFAULT_LOCALE = "C.UTF-8"
+
+_KNOWN_HOSTS_DEFAULT = "~/.ssh/known_hosts"
+_SSH_CONFIG_DEFAULT = "~/.ssh/config"
+_MISSING = 3  # exit code of the file scripts for "no such file"
+_LOCK_BUSY = 75  # exit code of the lock script when another process holds the lock
+_TIMEOUT_RC = 124  # what LocalExecutor (and coreutils `timeout`) report for a timeout
+_TIMEOUT_GRACE = 5.0  # seconds between TERM and KILL for a timed-out command
+
+
+# ---------------------------------------------------------------------------
+# Quoting: the only place that builds the remote command string.
+
+
+def command_line(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    sudo: bool = False,
+    timeout: float | None = None,
+) -> str:
+    """The string sshd runs for argv: `[sudo -n --] [timeout ...] env -- PATH=… LC_ALL=… K=V argv…`.
+
+    Each word is quoted once with shlex.quote, so any argv round-trips
+    through the remote login shell unchanged.
+    """
+    return " ".join(shlex.quote(word) for word in command_argv(argv, env, sudo=sudo, timeout=timeout))
+
+
+def command_argv(
+    argv: Sequence[str],
+    env: Mapping[str, str] | None = None,
+    *,
+    sudo: bool = False,
+    timeout: float | None = None,
+) -> tuple[str, ...]:
+    """The full remote argv (before quoting); see command_line."""
+    argv = tuple(argv)
+    if not argv:
+        raise ValueError("empty argv")
+    for word in argv:
+        if not isinstance(word, str):
+            raise TypeError(f"argv words must be str, got {word!r}")
+        if "\0" in word:
+            raise ValueError(f"argv word contains a NUL byte: {word!r}")
+    if "=" in argv[0]:
+        # `env` would take it for an assignment, not the program to run.
+        raise ValueError(f"program name may not contain '=': {argv[0]!r}")
+    full_env = {"PATH": HOST_PATH, "LC_ALL": DEFAULT_LOCALE}
+    for key, value in (env or {}).items():
+        if not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
+            raise ValueError(f"invalid environment variable name: {key!r}")
+        if "\0" in value:
+            raise ValueError(f"environment value for {key} contains a NUL byte")
+        full_env[key] = value
+    words: list[str] = []
+    if sudo:
+        words += ["sudo", "-n", "--"]
+    if timeout is not None:
+        # Enforced on the host: the command (and its process group) really stops.
+        words += ["timeout", "-k", _fmt_seconds(_TIMEOUT_GRACE), _fmt_seconds(timeout)]
+    words += ["env", "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
+    return tuple(words)
+
+
+def _fmt_seconds(value: float) -> str:
+    if value <= 0:
+        raise ValueError(f"timeout must be positive, got {value}")
+    return f"{value:.3f}".rstrip("0").rstrip(".")
+
+
+# Constant scripts for the file primitives. $1, $2, ... are the data.
+_SCRIPTS = {
+    # read_file PATH: the bytes, or exit 3 when the path does not exist (a broken
+    # symlink does not exist, as for open()).
+    "read": '[ -e "$1" ] || exit 3\nexec cat -- "$1"\n',
+    # stat PATH: lstat as mode-hex, uid, gid, user, group; then the link target.
+    "stat": (
+        '[ -e "$1" ] || [ -L "$1" ] || exit 3\n'
+        "stat --printf '%f\\n%u\\n%g\\n%U\\n%G\\n' -- \"$1\" || exit\n"
+        'if [ -L "$1" ]; then readlink -- "$1" || exit; fi\n'
+    ),
+    # write PATH DIR BASE OWNER:GROUP MODE, data on stdin: temp file in DIR, chown,
+    # chmod (after chown, which clears setuid bits), rename over PATH.
+    "write": (
+        "set -e\n"
+        'mkdir -p -- "$2"\n'
+        'tmp=$(mktemp --suffix=.garrison-tmp -- "$2/.$3.XXXXXXXX")\n'
+        "trap 'rm -f -- \"$tmp\"' EXIT\n"
+        'cat > "$tmp"\n'
+        'chown -- "$4" "$tmp"\n'
+        'chmod -- "$5" "$tmp"\n'
+        'mv -Tf -- "$tmp" "$1"\n'
+        "trap - EXIT\n"
+    ),
+    # lock PATH DIR HOLDER: take an flock on PATH or print the holder and exit 75;
+    # once taken, write the holder, say "held", and keep the lock until stdin
+    # (the SSH channel) reaches EOF; then empty the file and let the kernel drop it.
+    "lock": (
+        'mkdir -p -- "$2" || exit\n'
+        'exec 9<>"$1" || exit\n'
+        'if ! flock -n 9; then cat -- "$1"; exit 75; fi\n'
+        'chmod 600 -- "$1"\n'
+        "printf '%s' \"$3\" > \"$1\"\n"
+        "echo held\n"
+        "cat > /dev/null\n"
+        ': > "$1"\n'
+    ),
+}
+
+
+# ---------------------------------------------------------------------------
+# The event loop thread shared by all executors of this process.
+
+
+class _Loop:
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+    _pid: int | None = None
+
+    @classmethod
+    def get(cls) -> asyncio.AbstractEventLoop:
+        with cls._lock:
+            if cls._loop is None or cls._pid != os.getpid():  # (re)start after a fork
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(target=loop.run_forever, name="garrison-ssh", daemon=True)
+                thread.start()
+                cls._loop, cls._pid = loop, os.getpid()
+            return cls._loop
+
+
+def _call(coro, timeout: float | None = None):
+    loop = _Loop.get()
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        coro.close()
+        raise RuntimeError("SSHExecutor's synchronous API cannot be called from its own event loop")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout)
+    except BaseException:
+        future.cancel()
+        raise
+
+
+_OPEN_EXECUTORS: "weakref.WeakSet[SSHExecutor]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for executor in list(_OPEN_EXECUTORS):
+        try:
+            executor.close()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------------------
+# Host key verification
+
+
+def _known_hosts_pattern(host: str, port: int) -> str:
+    return host if port == 22 else f"[{host}]:{port}"
+
+
+def _hashed(pattern: str) -> str:
+    salt = os.urandom(20)
+    digest = hmac.new(salt, pattern.encode(), hashlib.sha1).digest()
+    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
+
+
+def _tilde(path: str) -> str:
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and (path == home or path.startswith(home + "/")):
+        return "~" + path[len(home):]
+    return path
+
+
+class _HostKeyPolicy:
+    """Decides about keys that are not in known_hosts: TOFU for unknown hosts, never for changed ones."""
+
+    def __init__(self, known_hosts: str | None, tofu: bool):
+        self.known_hosts = known_hosts
+        self.tofu = tofu
+        self.verdict: str | None = None  # "unknown" | "changed" after a refusal
+
+    def known_hosts_arg(self):
+        import asyncssh
+
+        if self.known_hosts is None:
+            return None  # verification off (only when the caller asked for it)
+        if os.path.exists(self.known_hosts):
+            return self.known_hosts
+        return asyncssh.import_known_hosts("")
+
+    def has_entry(self, host: str, addr: str, port: int) -> bool:
+        import asyncssh
+
+        if self.known_hosts is None or not os.path.exists(self.known_hosts):
+            return False
+        try:
+            trusted, ca_keys, *_ = asyncssh.match_known_hosts(
+                self.known_hosts, host, addr, port if port != 22 else None
+            )
+        except (OSError, ValueError):
+            return False
+        return bool(trusted or ca_keys)
+
+    def accept_unknown(self, host: str, addr: str, port: int, key) -> bool:
+        if self.has_entry(host, addr, port):
+            self.verdict = "changed"
+            return False
+        if not self.tofu or self.known_hosts is None:
+            self.verdict = "unknown"
+            return False
+        algo, blob = key.export_public_key("openssh").decode().split()[:2]
+        line = f"{_hashed(_known_hosts_pattern(host, port))} {algo} {blob}\n"
+        folder = os.path.dirname(self.known_hosts)
+        if folder and not os.path.isdir(folder):
+            os.makedirs(folder, mode=0o700, exist_ok=True)
+        fd = os.open(self.known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+        return True
+
+
+def _client_factory(policy: _HostKeyPolicy):
+    import asyncssh
+
+    class _Client(asyncssh.SSHClient):
+        def validate_host_public_key(self, host, addr, port, key):  # noqa: D401 - asyncssh hook
+            return policy.accept_unknown(host, addr, port, key)
+
+    return _Client
+
+
+# ---------------------------------------------------------------------------
+
+
+class _Target:
+    """Where one hop connects, after ~/.ssh/config: alias → HostName, Port, User, ProxyJump."""
+
+    def __init__(self, alias: str, host: str, port: int, user: str, jump: str | None):
+        self.alias, self.host, self.port, self.user, self.jump = alias, host, port, user, jump
+
+    @property
+    def hostport(self) -> str:
+        return self.host if self.port == 22 else f"{self.host}:{self.port}"
+
+    def label(self) -> str:
+        return self.alias if self.alias == self.host and self.port == 22 else f"{self.alias} ({self.hostport})"
+
+
+class SSHExecutor(Executor):
+    """Runs commands and moves files on one host over one reused SSH connection."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        user: str | None = None,
+        port: int | None = None,
+        name: str | None = None,
+        known_hosts: str | None = _KNOWN_HOSTS_DEFAULT,
+        trust_on_first_use: bool = False,
+        ssh_config: str | None = _SSH_CONFIG_DEFAULT,
+        identity_files: Sequence[str] | None = None,
+        connect_timeout: float = 10,
+    ):
+        """address: a host name, an IP address or a Host alias from ssh_config.
+
+        user / port: None means "from ssh_config, else root / 22" (an explicit
+        value wins over ssh_config, as on the ssh command line).
+        known_hosts: the file to verify host keys against (None turns
+        verification off; only for tests that say so).
+        identity_files: private keys to offer; None means ssh_config's
+        IdentityFile, the default ~/.ssh/id_* keys and the ssh-agent
+        (SSH_AUTH_SOCK) as ssh would.
+        """
+        self.address = address
+        self._user_arg = user
+        self._port_arg = port
+        self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
+        self.trust_on_first_use = trust_on_first_use
+        config = os.path.expanduser(ssh_config) if ssh_config else None
+        self._config_paths: list[str] = [config] if config and os.path.exists(config) else []
+        self.identity_files = [os.path.expanduser(p) for p in identity_files] if identity_files is not None else None
+        self.connect_timeout = connect_timeout
+        self.target = self._resolve(address, user, port)
+        self.user = self.target.user
+        self.port = self.target.port
+        self.name = name or address
+        self.connections_opened = 0  # for tests and diagnostics: stays 1 while the connection lives
+        self._conn: Any = None
+        self._jumps: list[Any] = []
+        self._conn_lock: asyncio.Lock | None = None
+        self._locks: set[_SSHLock] = set()
+        self._sudo_checked = False
+        self._closed = False
+        _OPEN_EXECUTORS.add(self)
+
+    # -- public API ---------------------------------------------------------
+
+    @property
+    def sudo(self) -> bool:
+        return self.user != "root"
+
+    def connect(self) -> "SSHExecutor":
+        """Open the connection now (otherwise the first command does); raises HostError."""
+        _call(self._connection())
+        return self
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        _OPEN_EXECUTORS.discard(self)
+        try:
+            _call(self._aclose(), timeout=10)
+        except Exception:
+            pass
+
+    def __enter__(self) -> "SSHExecutor":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"SSHExecutor({self.target.user}@{self.target.label()})"
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float | None = None,
+    ) -> Result:
+        argv = tuple(argv)
+        rc, out, err = self._exec(argv, input=input, env=env, timeout=timeout)
+        if rc == _TIMEOUT_RC and timeout is not None:
+            res = Result(argv, _TIMEOUT_RC, out.decode(errors="replace"), f"timed out after {timeout} s")
+        else:
+            res = Result(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
+        if check and not res.ok:
+            raise CommandFailed(argv, res.returncode, res.stdout, res.stderr)
+        return res
+
+    def read_file(self, path: str) -> bytes | None:
+        rc, out, err = self._script("read", path)
+        if rc == _MISSING:
+            return None
+        self._check(rc, ("cat", "--", path), out, err)
+        return out
+
+    def write_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> None:
+        folder = posixpath.dirname(path) or "."
+        base = posixpath.basename(path)
+        rc, out, err = self._script("write", path, folder, base, f"{owner}:{group}", f"{mode:o}", input=data)
+        self._check(rc, ("write_file", path), out, err)
+
+    def stat(self, path: str) -> Stat | None:
+        rc, out, err = self._script("stat", path)
+        if rc == _MISSING:
+            return None
+        self._check(rc, ("stat", "--", path), out, err)
+        text = out.decode("utf-8", "surrogateescape")
+        fields = text.split("\n", 5)
+        raw = int(fields[0], 16)
+        uid, gid, user, group = fields[1], fields[2], fields[3], fields[4]
+        rest = fields[5] if len(fields) > 5 else ""
+        is_link = stat_mod.S_ISLNK(raw)
+        return Stat(
+            mode=stat_mod.S_IMODE(raw),
+            owner=uid if user == "UNKNOWN" else user,
+            group=gid if group == "UNKNOWN" else group,
+            is_dir=stat_mod.S_ISDIR(raw),
+            is_link=is_link,
+            link_target=rest[:-1] if is_link and rest.endswith("\n") else (rest if is_link else None),
+        )
+
+    def extract_tar(self, data: bytes, dest: str) -> None:
+        argv = ("tar", "-xzf", "-", "-C", dest, "--no-same-owner", "--no-same-permissions")
+        rc, out, err = self._exec(argv, input=data)
+        self._check(rc, argv, out, err)
+
+    def lock(self, path: str, holder: str) -> HostLock:
+        return _call(self._lock(path, holder))
+
+    # -- internals: connection ---------------------------------------------
+
+    def _resolve(self, alias: str, user: str | None, port: int | None) -> _Target:
+        from asyncssh.config import SSHClientConfig
+
+        try:
+            local_user = getpass.getuser()
+        except Exception:
+            local_user = "root"
+        try:
+            cfg = SSHClientConfig.load(
+                None, self._config_paths, False, False, False, local_user, user or (), alias, port or ()
+            )
+        except (OSError, ValueError) as exc:
+            raise HostError(f"{alias}: cannot read ssh config {self._config_paths[0]}: {exc}") from None
+        host = str(cfg.get("Hostname") or alias)
+        port_v = int(port or cfg.get("Port") or 22)
+        user_v = str(user or cfg.get("User") or "root")
+        jump = cfg.get("ProxyJump")
+        jump = None if not jump or str(jump).lower() == "none" else str(jump)
+        return _Target(alias, host, port_v, user_v, jump)
+
+    async def _connection(self):
+        if self._closed:
+            raise HostError(f"{self.name}: the SSH connection was closed")
+        if self._conn_lock is None:
+            self._conn_lock = asyncio.Lock()
+        async with self._conn_lock:
+            if self._conn is not None and not self._conn.is_closed():
+                return self._conn
+            if self._conn is not None:
+                # The connection died. Reconnecting is safe only when no lock rode on it.
+                self._conn = None
+                await self._close_jumps()
+                if self._locks:
+                    raise HostError(
+                        f"{self.name}: the SSH connection to {self.target.label()} was lost, "
+                        "and with it the deploy lock; not reconnecting mid-deploy"
+                    )
+            conn, jumps = await self._open(self.target, depth=0, tunnel=None)
+            self._conn, self._jumps = conn, jumps
+            self.connections_opened += 1
+            if self.sudo and not self._sudo_checked:
+                await self._check_sudo()
+            return conn
+
+    async def _open(self, target: _Target, depth: int, tunnel) -> tuple[Any, list[Any]]:
+        """Connect to target (through its ProxyJump hops, when there are any)."""
+        import asyncssh
+
+        jumps: list[Any] = []
+        if tunnel is None and target.jump:
+            if depth > 4:
+                raise HostError(f"{self.name}: ProxyJump chain for {target.alias} is too long (a loop?)")
+            prev = None
+            for i, hop in enumerate(target.jump.split(",")):
+                hop_user, _, hop_host = hop.strip().rpartition("@")
+                hop_port: int | None = None
+                if hop_host.startswith("["):
+                    bracket_host, _, rest = hop_host[1:].partition("]")
+                    hop_host, hop_port = bracket_host, int(rest[1:]) if rest.startswith(":") else None
+                elif hop_host.count(":") == 1:
+                    hop_host, port_s = hop_host.split(":")
+                    hop_port = int(port_s)
+                hop_target = self._resolve(hop_host, hop_user or None, hop_port)
+                try:
+                    conn, more = await self._open(hop_target, depth + 1, prev if i else None)
+                except HostError as exc:
+                    for c in reversed(jumps):
+                        c.close()
+                    raise HostError(f"{exc} (jump host for {target.label()})") from None
+                jumps += more + [conn]
+                prev = conn
+            tunnel = prev
+
+        policy = _HostKeyPolicy(self.known_hosts, self.trust_on_first_use)
+        options: dict[str, Any] = dict(
+            port=target.port,
+            username=target.user,
+            config=self._config_paths,
+            known_hosts=policy.known_hosts_arg(),
+            client_factory=_client_factory(policy),
+            connect_timeout=self.connect_timeout,
+            tunnel=tunnel,  # never None→config: hops are opened above, with our policy
+        )
+        if self.identity_files is not None:
+            options["client_keys"] = self.identity_files  # (the ssh-agent is still asked, as by ssh -i)
+        label = target.label()
+        try:
+            conn = await asyncio.wait_for(
+                asyncssh.connect(target.alias, **options), timeout=self.connect_timeout + 2
+            )
+        except asyncssh.HostKeyNotVerifiable:
+            for c in reversed(jumps):
+                c.close()
+            raise HostError(self._host_key_message(target, policy)) from None
+        except BaseException as exc:
+            for c in reversed(jumps):
+                c.close()
+            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                raise
+            raise HostError(self._connect_message(target, label, exc)) from None
+        return conn, jumps
+
+    def _host_key_message(self, target: _Target, policy: _HostKeyPolicy) -> str:
+        kh = _tilde(self.known_hosts or _KNOWN_HOSTS_DEFAULT)
+        port_opt = f"-p {target.port} " if target.port != 22 else ""
+        scan = f"ssh-keyscan {port_opt}-H {target.host} >> {kh}"
+        via = f" (run it where {target.host} is reachable)" if target.jump else ""
+        if policy.verdict == "changed":
+            pattern = _known_hosts_pattern(target.host, target.port)
+            return (
+                f"{target.label()}: the host key CHANGED since it was trusted in {kh} "
+                f"(reinstalled server, or someone in the middle); if the change is expected, run: "
+                f"ssh-keygen -f {kh} -R {shlex.quote(pattern)} && {scan}{via}"
+            )
+        return f"{target.label()}: unknown host key (not in {kh}); to trust it, run: {scan}{via}"
+
+    def _connect_message(self, target: _Target, label: str, exc: BaseException) -> str:
+        import asyncssh
+
+        user = target.user
+        if isinstance(exc, asyncssh.PermissionDenied):
+            offered = ", ".join(_tilde(p) for p in self.identity_files) if self.identity_files else (
+                "IdentityFile, ~/.ssh/id_* and the ssh-agent"
+            )
+            return (
+                f"{label}: login as {user} refused (tried keys from {offered}); put your public key in "
+                f"~{user}/.ssh/authorized_keys on the host, or point identity_files/IdentityFile at the right key"
+            )
+        if isinstance(exc, FileNotFoundError):
+            return f"{label}: identity file not found: {exc.filename or exc}"
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+            return f"{label}: no SSH answer within {self.connect_timeout:g} s (host down, or a firewall drops port {target.port})"
+        if isinstance(exc, ConnectionRefusedError):
+            return f"{label}: connection refused on port {target.port} (is sshd running there?)"
+        if isinstance(exc, socket.gaierror):
+            return f"{label}: cannot resolve host name {target.host!r}: {exc.strerror or exc}"
+        if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
+            return f"{label}: host unreachable ({os.strerror(exc.errno)})"
+        if isinstance(exc, asyncssh.ChannelOpenError):
+            return f"{label}: the jump host could not reach {target.hostport}: {exc.reason}"
+        if isinstance(exc, asyncssh.KeyImportError):
+            return f"{label}: cannot load an identity file: {exc}"
+        if isinstance(exc, asyncssh.DisconnectError):
+            return f"{label}: SSH connection failed: {exc.reason or type(exc).__name__}"
+        detail = str(exc).strip().splitlines()
+        return f"{label}: cannot connect: {detail[0] if detail else type(exc).__name__}"
+
+    async def _check_sudo(self) -> None:
+        conn = self._conn
+        proc = await conn.create_process("sudo -n true", encoding=None)
+        proc.stdin.write_eof()
+        _, err = await proc.communicate()
+        if proc.exit_status != 0:
+            lines = err.decode(errors="replace").strip().splitlines()
+            detail = lines[-1] if lines else f"exit status {proc.exit_status}"
+            conn.close()
+            self._conn = None
+            await self._close_jumps()
+            raise HostError(f"user {self.user} on {self.target.label()} has no passwordless sudo: {detail}")
+        self._sudo_checked = True
+
+    async def _close_jumps(self) -> None:
+        jumps, self._jumps = self._jumps, []
+        for c in reversed(jumps):
+            c.close()
+
+    async def _aclose(self) -> None:
+        for lock in list(self._locks):
+            await lock._arelease()
+        if self._conn is not None:
+            self._conn.close()
+            try:
+                await asyncio.wait_for(self._conn.wait_closed(), 5)
+            except Exception:
+                pass
+            self._conn = None
+        await self._close_jumps()
+
+    # -- internals: commands ------------------------------------------------
+
+    def _check(self, rc: int, argv: tuple[str, ...], out: bytes, err: bytes) -> None:
+        if rc != 0:
+            raise CommandFailed(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def _script(self, which: str, *args: str, input: bytes | None = None) -> tuple[int, bytes, bytes]:
+        return self._exec(("sh", "-c", _SCRIPTS[which], "garrison", *args), input=input)
+
+    def _exec(
+        self,
+        argv: tuple[str, ...],
+        *,
+        input: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> tuple[int, bytes, bytes]:
+        command = command_line(argv, env, sudo=self.sudo, timeout=timeout)
+        return _call(self._aexec(argv, command, input, timeout))
+
+    async def _aexec(self, argv, command: str, input: bytes | None, timeout: float | None):
+        import asyncssh
+
+        conn = await self._connection()
+        try:
+            proc = await conn.create_process(command, encoding=None)
+            if input:
+                proc.stdin.write(input)
+            proc.stdin.write_eof()
+            try:
+                # The host enforces the timeout; this is the backstop for a dead link.
+                limit = None if timeout is None else timeout + _TIMEOUT_GRACE + 5
+                out, err = await asyncio.wait_for(proc.communicate(), limit)
+            except asyncio.TimeoutError:
+                proc.close()
+                return _TIMEOUT_RC, b"", b""
+        except (asyncssh.Error, OSError) as exc:
+            reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
+            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {reason}") from None
+        rc = proc.exit_status
+        if rc is None or rc < 0:
+            sig = proc.exit_signal
+            signame = sig[0] if sig else ""
+            try:
+                rc = -int(signal.Signals["SIG" + signame])
+            except KeyError:
+                rc = 255
+        return rc, out or b"", err or b""
+
+    # -- internals: lock ----------------------------------------------------
+
+    async def _lock(self, path: str, holder: str) -> "_SSHLock":
+        import asyncssh
+
+        conn = await self._connection()
+        argv = ("sh", "-c", _SCRIPTS["lock"], "garrison", path, posixpath.dirname(path) or ".", holder)
+        command = command_line(argv, sudo=self.sudo)
+        try:
+            proc = await conn.create_process(command, encoding=None)
+            first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+            raise HostError(f"{self.name}: cannot take the lock {path}: {exc or type(exc).__name__}") from None
+        if first == b"held\n":
+            lock = _SSHLock(self, proc, path)
+            self._locks.add(lock)
+            return lock
+        rest, err = await proc.communicate()
+        if proc.exit_status == _LOCK_BUSY:
+            who = (first + (rest or b"")).decode(errors="replace").strip() or "another process"
+            raise LockHeld(f"another deploy holds the lock {path} on {self.name}: {who}; wait for it to finish")
+        detail = (err or b"").decode(errors="replace").strip().splitlines()
+        raise CommandFailed(
+            ("flock", "-n", path), proc.exit_status or 1, "", detail[-1] if detail else "could not take the lock"
+        )
+
+
+class _SSHLock(HostLock):
+    """Held while the remote `cat` reads the open channel; released by EOF."""
+
+    def __init__(self, executor: SSHExecutor, proc, path: str):
+        self.executor = executor
+        self.proc = proc
+        self.path = path
+
+    def release(self) -> None:
+        if self.proc is not None:
+            _call(self._arelease(), timeout=20)
+
+    async def _arelease(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        self.executor._locks.discard(self)
+        try:
+            proc.stdin.write_eof()
+            await asyncio.wait_for(proc.wait_closed(), 10)
+        except Exception:
+            pass  # connection gone: the remote side already released the lock
+        finally:
+            proc.close()
