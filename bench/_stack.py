@@ -229,6 +229,63 @@ def tree_memory(root: int) -> tuple[float, float, int]:
     return rss / 1024, pss / 1024, len(pids)
 
 
+# ---------------------------------------------------------------- other work on the machine
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all CPUs since boot."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq, steal = (f + [0] * 8)[:8]
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+def _tree_jiffies(root: int) -> int:
+    """CPU ticks used by a process tree, including its reaped children (cutime/cstime)."""
+    total = 0
+    for pid in descendants(root):
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # after ")": state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14)
+        total += int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    return total
+
+
+class CpuMeter:
+    """Share of the machine's CPU that processes other than ours used in a window."""
+
+    def __init__(self, procs: "Procs") -> None:
+        self.procs = procs
+
+    def snapshot(self) -> tuple[int, int, int]:
+        # Every process we started is a child of ours (nginx runs with `daemon off`),
+        # and wrk's ticks land in our cutime once it is reaped.
+        ours = _tree_jiffies(os.getpid())
+        busy, total = _machine_jiffies()
+        return busy, total, ours
+
+    @staticmethod
+    def foreign(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
+        """Fraction (0..1) of all cores' time spent by others between snapshots a and b."""
+        total = b[1] - a[1]
+        if total <= 0:
+            return 0.0
+        return max(0.0, (b[0] - a[0]) - (b[2] - a[2])) / total
+
+    def wait_quiet(self, threshold: float, max_wait: float, window: float = 1.0) -> tuple[float, float]:
+        """Until others use less than `threshold` of the machine over `window`, at most `max_wait` s.
+
+        Returns (seconds waited, the last window's foreign share)."""
+        t0 = time.monotonic()
+        while True:
+            a = self.snapshot()
+            time.sleep(window)
+            share = self.foreign(a, self.snapshot())
+            waited = time.monotonic() - t0
+            if share < threshold or waited >= max_wait:
+                return waited, share
+
+
 # ---------------------------------------------------------------- network
 def port_free(port: int) -> bool:
     with socket.socket() as s:

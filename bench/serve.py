@@ -140,6 +140,7 @@ class Stack:
     title: str
     port: int  # its nginx
     app: Any = None  # Popen of the app server's master
+    nginx: Any = None  # Popen of its nginx master
     error_log: Path | None = None  # gunicorn's error log: worker boots are counted there
     notes: list[str] = field(default_factory=list)
     dynamic_only: bool = False
@@ -197,6 +198,7 @@ def setup_tutorial(run: Path, venv: Path, procs: S.Procs) -> Stack:
         "tutorial",
         TUTORIAL_NGINX,
         app=app,
+        nginx=nginx,
         error_log=project / "gunicorn_error.log",
         notes=[
             f"`cd {project.relative_to(run)} && gunicorn --config etc/gunicorn.d/gunicorn.py main:app` "
@@ -304,7 +306,7 @@ def setup_garrison(
     )
     nginx_note = f"nginx: Garrison's rendered site, {ka}, gzip {'on' if n.gzip else 'off'}, static via alias + expires {n.static_expires}"
     overrides = ", ".join(f"`{k}={v!r}`" for k, v in sets) or "none (Garrison's defaults)"
-    return Stack(key, title, port, app=app, error_log=error_log,
+    return Stack(key, title, port, app=app, nginx=nginx, error_log=error_log,
                  notes=[what, nginx_note, f"overrides of garrison.toml: {overrides}"])
 
 
@@ -319,12 +321,50 @@ class Sample:
     pss: float | None = None
     procs: int | None = None
     boots: int | None = None
+    foreign: float = 0.0
+    cpu_ms: float = 0.0  # CPU time of the stack (app server + nginx) per request
 
 
-def measure(procs: S.Procs, stack: Stack, url: str, args: argparse.Namespace, memory: bool) -> Sample:
-    boots0 = S.count_lines(stack.error_log, "Booting worker") if stack.error_log else None
-    res = S.run_wrk(procs, url, args.duration, args.connections, args.threads)
-    sample = Sample(res.rps, res.p50_ms, res.p99_ms, res.errors)
+class Quiet:
+    """Waits for the machine to be quiet before a run, within a total budget of seconds."""
+
+    def __init__(self, meter: S.CpuMeter, threshold: float, budget: float) -> None:
+        self.meter, self.threshold, self.budget = meter, threshold, budget
+        self.spent = 0.0
+        self.repeats = 0
+
+    def wait(self) -> None:
+        if self.budget - self.spent < 1:
+            return
+        waited, share = self.meter.wait_quiet(self.threshold, min(20.0, self.budget - self.spent))
+        self.spent += waited
+        if waited >= 2:
+            S.log(f"waited {waited:.0f} s for other work to calm down (others at {share:.0%} of the CPU)")
+
+
+def stack_jiffies(stack: Stack) -> int:
+    return sum(S._tree_jiffies(p.pid) for p in (stack.app, stack.nginx) if p is not None)
+
+
+def measure(procs: S.Procs, stack: Stack, url: str, args: argparse.Namespace, memory: bool, quiet: Quiet) -> Sample:
+    for attempt in (1, 2):
+        quiet.wait()
+        boots0 = S.count_lines(stack.error_log, "Booting worker") if stack.error_log else None
+        a = quiet.meter.snapshot()
+        j0 = stack_jiffies(stack)
+        t0 = time.monotonic()
+        res = S.run_wrk(procs, url, args.duration, args.connections, args.threads)
+        j1 = stack_jiffies(stack)
+        foreign = quiet.meter.foreign(a, quiet.meter.snapshot())
+        # A run that other work on the machine disturbed is repeated once, while the budget lasts.
+        if attempt == 1 and foreign > args.quiet_threshold * 2 and quiet.spent + args.duration < quiet.budget:
+            quiet.spent += time.monotonic() - t0
+            quiet.repeats += 1
+            S.log(f"{stack.title}: others used {foreign:.0%} of the CPU during the run; repeating it")
+            continue
+        break
+    cpu_ms = (j1 - j0) * 1000 / os.sysconf("SC_CLK_TCK") / max(res.requests, 1)
+    sample = Sample(res.rps, res.p50_ms, res.p99_ms, res.errors, foreign=foreign, cpu_ms=cpu_ms)
     if memory and stack.app is not None:
         sample.rss, sample.pss, sample.procs = S.tree_memory(stack.app.pid)
     if boots0 is not None:
@@ -334,7 +374,7 @@ def measure(procs: S.Procs, stack: Stack, url: str, args: argparse.Namespace, me
     S.log(
         f"{stack.title:<28} {url:<45} {res.rps:8.0f} req/s  p50 {res.p50_ms:6.1f} ms  p99 {res.p99_ms:7.1f} ms"
         f"  errors {res.errors}" + (f"  RSS {sample.rss:.0f} MB" if sample.rss else "")
-        + (f"  boots {sample.boots}" if sample.boots is not None else "")
+        + (f"  boots {sample.boots}" if sample.boots is not None else "") + f"  cpu {cpu_ms:.3f} ms/req  others {foreign:.0%}"
     )
     return sample
 
@@ -367,7 +407,7 @@ def machine_facts() -> dict[str, str]:
 def report(
     stacks: dict[str, Stack], results: dict[tuple[str, str], list[Sample]], args: argparse.Namespace,
     versions: dict[str, str], facts: dict[str, str], loads: tuple[str, str], started: datetime.datetime,
-    elapsed: float,
+    elapsed: float, repeats: int, waited: float,
 ) -> str:
     rows = []
     labels = {"dyn": "`/` (Flask page)", "static": f"`{IMAGE}` via nginx", "flask-static": f"`{IMAGE}` via Flask (gunicorn port, no nginx)"}
@@ -378,10 +418,12 @@ def report(
         boots = [float(s.boots) for s in samples if s.boots is not None]
         nproc = samples[0].procs
         mem = f"{spread(rss, '.0f')} / {spread(pss, '.0f')} ({nproc} proc)" if rss else ""
+        others = spread([s.foreign * 100 for s in samples], ".0f")
+        cpu = spread([s.cpu_ms for s in samples], ".3f")
         rows.append(
             f"| {st.title} | {labels[kind]} | {spread([s.rps for s in samples], '.0f')} | "
             f"{spread([s.p50 for s in samples], '.1f')} | {spread([s.p99 for s in samples], '.1f')} | "
-            f"{spread([float(s.errors) for s in samples], '.0f')} | {mem} | {spread(boots, '.0f') if boots else ''} |"
+            f"{spread([float(s.errors) for s in samples], '.0f')} | {mem} | {spread(boots, '.0f') if boots else ''} | {cpu} | {others} |"
         )
 
     def paired(a: tuple[str, str], b: tuple[str, str], attr: str = "rps") -> list[float]:
@@ -416,6 +458,7 @@ def report(
         ratio("Garrison / tutorial, app-server RSS after `/` run", m, "≤ 0.7× at ≥ tutorial's req/s",
               med(m) <= 0.7 and rps_med(G) >= rps_med(T))
         ratio("Garrison / tutorial, app-server PSS after `/` run", paired(G, T, "pss"), "(PSS: shared pages split)", None)
+        ratio("Garrison / tutorial, `/` CPU per request", paired(G, T, "cpu_ms"), "(lower is cheaper)", None)
     if ("granian", "dyn") in results:
         gr = paired(("granian", "dyn"), T)
         ratio("Garrison+granian / tutorial, `/` req/s", gr, "≥ 2.5×", med(gr) >= 2.5)
@@ -429,8 +472,9 @@ def report(
             c = paired((key, "dyn"), T)
             cp = paired((key, "dyn"), T, "p99")
             cm = paired((key, "dyn"), T, "rss")
+            cc = paired((key, "dyn"), T, "cpu_ms")
             ratio(f"{st.title} / tutorial, `/` req/s", c, "≥ 1.5×, p99 ≤ 1.0×, RSS ≤ 0.7×", med(c) >= 1.5 and med(cp) <= 1.0 and med(cm) <= 0.7,
-                  f" (p99 {spread(cp, '.2f')}×, RSS {spread(cm, '.2f')}×)")
+                  f" (p99 {spread(cp, '.2f')}×, RSS {spread(cm, '.2f')}×, CPU/req {spread(cc, '.2f')}×)")
 
     notes = []
     for st in stacks.values():
@@ -449,10 +493,15 @@ interleaved (A/B/A/B, order reversed every other round), after a {args.warmup} s
 median over rounds with (min–max) across rounds; ratios are taken within a round, then summarised the same way.
 Errors are wrk's socket errors plus non-2xx/3xx answers. Memory is the app server's master and all its workers,
 read from /proc right after each `/` run: summed VmRSS / summed PSS, in MB. Worker boots: gunicorn's
-"Booting worker" lines during the run (recycling by `max_requests`).
+"Booting worker" lines during the run (recycling by `max_requests`). CPU ms/req: CPU time of the stack's
+app server and nginx (all their processes, recycled workers included) per request: what the stack costs,
+which other work on the machine hardly changes. Others' CPU: the share of the machine's
+CPU time that processes not started by the benchmark used during the run (this machine is shared); before each
+run the benchmark waits (up to {args.quiet_budget:.0f} s in all) for that to fall below {args.quiet_threshold:.0%}, and repeats a
+run once when it exceeded {2 * args.quiet_threshold:.0%} (runs repeated: {repeats}; seconds spent waiting: {waited:.0f}).
 
-| stack | page | req/s | p50 ms | p99 ms | errors | app server RSS / PSS MB | worker boots |
-|---|---|---|---|---|---|---|---|
+| stack | page | req/s | p50 ms | p99 ms | errors | app server RSS / PSS MB | worker boots | CPU ms/req | others' CPU % |
+|---|---|---|---|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
 | ratio | measured | target | |
@@ -495,6 +544,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of unrecorded load per stack before round 1")
     ap.add_argument("--pause", type=float, default=1.0, help="seconds of rest between two wrk runs")
+    ap.add_argument("--quiet-threshold", type=float, default=0.15,
+                    help="before each run, wait until other processes use less than this share of all CPUs "
+                         "(default 0.15); a run during which they used over twice that is repeated once")
+    ap.add_argument("--quiet-budget", type=float, default=60.0,
+                    help="total seconds the run may spend waiting for quiet and repeating disturbed runs (default 60)")
     ap.add_argument("--garrison-set", action="append", default=[], metavar="TABLE.KEY=VALUE",
                     help="override a garrison.toml setting of the Garrison stack (TOML value; bare words are strings)")
     ap.add_argument("--candidate", action="append", default=[], metavar="LABEL:TABLE.KEY=VALUE[,…]",
@@ -545,6 +599,7 @@ def main(argv: list[str]) -> int:
     S.install_signal_handlers()
     stacks: dict[str, Stack] = {}
     results: dict[tuple[str, str], list[Sample]] = {}
+    quiet = Quiet(S.CpuMeter(procs), args.quiet_threshold, args.quiet_budget)
     try:
         S.log(f"stacks under {run}")
         stacks["tutorial"] = setup_tutorial(run, venv, procs)
@@ -573,7 +628,7 @@ def main(argv: list[str]) -> int:
             order = dyn + static if r % 2 == 0 else list(reversed(dyn)) + list(reversed(static))
             for key, kind, url in order:
                 time.sleep(args.pause)
-                sample = measure(procs, stacks[key], url, args, memory=(kind == "dyn"))
+                sample = measure(procs, stacks[key], url, args, memory=(kind == "dyn"), quiet=quiet)
                 results.setdefault((key, kind), []).append(sample)
     finally:
         procs.stop_all()
@@ -588,7 +643,8 @@ def main(argv: list[str]) -> int:
         for key in stacks:
             if (key, kind) in results:
                 ordered[(key, kind)] = results[(key, kind)]
-    section = report(stacks, ordered, args, versions, machine_facts(), (load_before, load_after), started, time.monotonic() - t0)
+    section = report(stacks, ordered, args, versions, machine_facts(), (load_before, load_after), started,
+                     time.monotonic() - t0, quiet.repeats, quiet.spent)
     print(section)
     if not args.no_docs:
         write_docs(section)

@@ -46,6 +46,7 @@ import signal
 import socket
 import stat as stat_mod
 import threading
+import time
 import weakref
 from typing import Any, Mapping, Sequence
 
@@ -149,9 +150,11 @@ _SCRIPTS = {
         'mv -Tf -- "$tmp" "$1"\n'
         "trap - EXIT\n"
     ),
-    # lock PATH DIR HOLDER: take an flock on PATH or print the holder and exit 75;
-    # once taken, write the holder, say "held", and keep the lock until stdin
-    # (the SSH channel) reaches EOF; then empty the file and let the kernel drop it.
+    # lock PATH DIR HOLDER STALE: take an flock on PATH or print the holder and exit 75;
+    # once taken, write the holder, say "held", and keep the lock while stdin (the
+    # SSH channel) brings a heartbeat line at least every STALE seconds. EOF (release,
+    # dead client, cut connection) or a missed heartbeat (silent network loss) ends
+    # the loop: empty the file and exit, and the kernel drops the flock.
     "lock": (
         'mkdir -p -- "$2" || exit\n'
         'exec 9<>"$1" || exit\n'
@@ -159,7 +162,7 @@ _SCRIPTS = {
         'chmod 600 -- "$1"\n'
         "printf '%s' \"$3\" > \"$1\"\n"
         "echo held\n"
-        "cat > /dev/null\n"
+        'while beat=$(timeout "$4" head -n 1) && [ -n "$beat" ]; do :; done\n'
         ': > "$1"\n'
     ),
 }
@@ -310,7 +313,9 @@ class _Target:
         return self.host if self.port == 22 else f"{self.host}:{self.port}"
 
     def label(self) -> str:
-        return self.alias if self.alias == self.host and self.port == 22 else f"{self.alias} ({self.hostport})"
+        if self.alias == self.host:
+            return self.hostport
+        return f"{self.alias} ({self.hostport})"
 
 
 class SSHExecutor(Executor):
@@ -328,6 +333,7 @@ class SSHExecutor(Executor):
         ssh_config: str | None = _SSH_CONFIG_DEFAULT,
         identity_files: Sequence[str] | None = None,
         connect_timeout: float = 10,
+        lock_stale_after: float = 30,
     ):
         """address: a host name, an IP address or a Host alias from ssh_config.
 
@@ -338,6 +344,10 @@ class SSHExecutor(Executor):
         identity_files: private keys to offer; None means ssh_config's
         IdentityFile, the default ~/.ssh/id_* keys and the ssh-agent
         (SSH_AUTH_SOCK) as ssh would.
+        lock_stale_after: a held lock is renewed by a heartbeat every third of
+        this; the host drops it when heartbeats stop for this long (a network
+        that died silently, a suspended laptop), and this executor then
+        refuses further commands instead of deploying without the lock.
         """
         self.address = address
         self._user_arg = user
@@ -348,6 +358,7 @@ class SSHExecutor(Executor):
         self._config_paths: list[str] = [config] if config and os.path.exists(config) else []
         self.identity_files = [os.path.expanduser(p) for p in identity_files] if identity_files is not None else None
         self.connect_timeout = connect_timeout
+        self.lock_stale_after = lock_stale_after
         self.target = self._resolve(address, user, port)
         self.user = self.target.user
         self.port = self.target.port
@@ -648,6 +659,7 @@ class SSHExecutor(Executor):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, bytes, bytes]:
+        self._check_locks()
         command = command_line(argv, env, sudo=self.sudo, timeout=timeout)
         return _call(self._aexec(argv, command, input, timeout))
 
@@ -686,7 +698,8 @@ class SSHExecutor(Executor):
         import asyncssh
 
         conn = await self._connection()
-        argv = ("sh", "-c", _SCRIPTS["lock"], "garrison", path, posixpath.dirname(path) or ".", holder)
+        stale = _fmt_seconds(self.lock_stale_after)
+        argv = ("sh", "-c", _SCRIPTS["lock"], "garrison", path, posixpath.dirname(path) or ".", holder, stale)
         command = command_line(argv, sudo=self.sudo)
         try:
             proc = await conn.create_process(command, encoding=None)
@@ -706,28 +719,76 @@ class SSHExecutor(Executor):
             ("flock", "-n", path), proc.exit_status or 1, "", detail[-1] if detail else "could not take the lock"
         )
 
+    def _check_locks(self) -> None:
+        for lock in list(self._locks):
+            if lock.lost or lock.beat_age() > self.lock_stale_after * 2 / 3:
+                # (By age, too: after a freeze or a suspend this process may run a
+                # command before its loop has even read the host's goodbye.)
+                raise HostError(
+                    f"{self.name}: the deploy lock {lock.path} was lost (no heartbeat reached the host for "
+                    f"{self.lock_stale_after:g} s, or the connection dropped); stopping rather than deploying unlocked"
+                )
+
+
+def _clocks() -> tuple[float, float]:
+    """monotonic, plus a clock that also runs while the machine sleeps (BOOTTIME; else wall time)."""
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.monotonic(), time.clock_gettime(boottime) if boottime is not None else time.time()
+
 
 class _SSHLock(HostLock):
-    """Held while the remote `cat` reads the open channel; released by EOF."""
+    """Held while the remote holder reads heartbeats from the open channel; released by EOF."""
 
     def __init__(self, executor: SSHExecutor, proc, path: str):
         self.executor = executor
         self.proc = proc
         self.path = path
+        self.lost = False
+        self._released = False
+        self._beat_at = _clocks()
+        loop = asyncio.get_running_loop()
+        self._heartbeat = loop.create_task(self._beat(executor.lock_stale_after / 3))
+        self._watch = loop.create_task(self._watch_exit())
+
+    async def _beat(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            if self.beat_age() > self.executor.lock_stale_after * 2 / 3:
+                return  # the host may already have dropped the lock: don't pretend
+            try:
+                self.proc.stdin.write(b"beat\n")
+            except Exception:
+                return
+            self._beat_at = _clocks()
+
+    def beat_age(self) -> float:
+        """Seconds since the last heartbeat, counting time spent suspended."""
+        return max(now - then for now, then in zip(_clocks(), self._beat_at))
+
+    async def _watch_exit(self) -> None:
+        try:
+            await self.proc.wait_closed()
+        except Exception:
+            pass
+        if not self._released:
+            self.lost = True
+            self._heartbeat.cancel()
 
     def release(self) -> None:
-        if self.proc is not None:
+        if not self._released:
             _call(self._arelease(), timeout=20)
 
     async def _arelease(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None:
+        if self._released:
             return
+        self._released = True
         self.executor._locks.discard(self)
+        self._heartbeat.cancel()
         try:
-            proc.stdin.write_eof()
-            await asyncio.wait_for(proc.wait_closed(), 10)
+            self.proc.stdin.write_eof()
+            await asyncio.wait_for(self.proc.wait_closed(), 10)
         except Exception:
             pass  # connection gone: the remote side already released the lock
         finally:
-            proc.close()
+            self.proc.close()
+            self._watch.cancel()

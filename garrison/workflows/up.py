@@ -36,7 +36,7 @@ from garrison.workflows import CHANGED, SKIPPED, UNCHANGED, Run
 
 HEALTH_DEADLINE = 30.0
 # How long a slot must keep the same master and keep answering after its first 2xx.
-SETTLE_SECONDS = 1.0
+SETTLE_SECONDS = 2.0
 GUNICORN_SPEC = "gunicorn[gevent]>=23"
 TOOL_PACKAGES = ("supervisor>=4.2", "uv")
 
@@ -387,25 +387,31 @@ class Up:
                 return result
 
     def settle(self, facts: HostFacts, slot: str, result: dict, seconds: float = SETTLE_SECONDS) -> dict:
-        """A first 2xx is not enough: the same gunicorn master must still answer a moment later.
+        """A first 2xx is not enough: the same gunicorn master must keep answering for a while.
 
-        Orphaned workers of a master that just crashed can answer a probe; a
-        release that crashes after start must not take traffic on that answer.
+        Orphaned workers of a master that just crashed can answer a probe, and a
+        master can die a moment after its first answer; neither may take traffic.
         """
         pidfile = self.L.pidfile(slot)
         master = F.parse_pid(self.host.read_file(pidfile))
-        time.sleep(seconds)
-        again = self.probe(self.L.bind_address(slot), deadline=0.5, timeout=self.cfg.app.health_timeout)
-        now = F.parse_pid(self.host.read_file(pidfile))
-        alive = now is not None and self.host.run(C.kill("0", now), check=False).ok
-        exited = self.slot_exited(facts, slot)
-        if master is None or now != master or not alive or exited:
-            result = dict(result, ok=False, exited=exited or f"master pid {master} → {now or 'gone'}")
-        elif not again.get("ok"):
-            result = dict(again, attempts=result.get("attempts", 1) + again.get("attempts", 1))
-            if again.get("status") is None:
-                result["exited"] = "it stopped answering right after its first answer"
-        return result
+        end = time.monotonic() + seconds
+        attempts = result.get("attempts", 1)
+        while True:
+            now = F.parse_pid(self.host.read_file(pidfile))
+            alive = now is not None and self.host.run(C.kill("0", now), check=False).ok
+            if master is None or now != master or not alive:
+                died = f"master pid {master} died" if now == master else f"master pid {master} replaced by {now or 'none'}"
+                return dict(result, ok=False, exited=self.slot_exited(facts, slot) or died, attempts=attempts)
+            if time.monotonic() >= end:
+                return dict(result, attempts=attempts)
+            again = self.probe(self.L.bind_address(slot), deadline=0.2, timeout=self.cfg.app.health_timeout)
+            attempts += again.get("attempts", 1)
+            if not again.get("ok"):
+                out = dict(again, attempts=attempts)
+                if again.get("status") is None:
+                    out["exited"] = self.slot_exited(facts, slot) or "it stopped answering right after its first answer"
+                return out
+            time.sleep(0.1)
 
     def slot_exited(self, facts: HostFacts, slot: str) -> str | None:
         """The manager's word when a slot's gunicorn died after starting, else None."""

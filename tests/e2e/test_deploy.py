@@ -72,6 +72,23 @@ def healthz():
 '''
 
 
+# Boots fine, answers, then takes its gunicorn master down a moment later.
+CRASH_AFTER_START = """
+import signal, threading
+
+
+def _crash():
+    time.sleep(0.3)
+    try:
+        os.kill(os.getppid(), signal.SIGKILL)
+    except OSError:
+        pass  # another worker got there first
+
+
+threading.Thread(target=_crash, daemon=True).start()
+"""
+
+
 def write_app(folder: Path, version: str, *, extra: str = "", health: str = "pass", release_hook: str = "") -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "garrison.toml").write_text(CONFIG.format(release_hook=release_hook.replace('"', '\\"')))
@@ -123,7 +140,7 @@ def test_five_deploys_under_load_fail_no_request(app_dir):
     "case, kwargs, expected",
     [
         ("import fails", {"extra": "import zdt_no_such_module"}, "the app failed to boot: ModuleNotFoundError"),
-        ("crash after start", {"extra": "import signal; os.kill(os.getppid(), signal.SIGKILL)"}, "crashed after start"),
+        ("crash after start", {"extra": CRASH_AFTER_START}, "crashed after start"),
         ("health 500", {"health": 'return "broken", 500'}, "/healthz answered HTTP 500 instead of 2xx"),
         ("hangs", {"health": "time.sleep(60)"}, "/healthz did not answer within 4 s"),
     ],

@@ -1,0 +1,885 @@
+"""Doctor's rules: DoctorFacts → findings along the request path, and the cause.
+
+Each rule is a pure function `(facts) -> Finding` that answers one question
+about one hop of the path a request takes:
+
+    client ─► nginx ─► upstream (include, socket) ─► gunicorn ─► app
+
+A finding is "ok", "warn", "fail", or "unknown" when the facts it needs are
+missing or malformed (never "ok" by default, never a crash). Each carries one
+line of evidence quoted from the host (a log line, an `ls -l`-style line, what
+the service manager said) and one line of fix: a copy-pasteable command with
+the real paths, or an edit of garrison.toml followed by `garrison up`.
+
+`diagnose` runs the rules in path order and names the cause: the first failing
+finding on the path, except a finding that is only a symptom of another
+failing one (a gunicorn that keeps exiting is a symptom of an app that does
+not import; nginx that cannot start is a symptom of its broken config). The
+probes are never the cause, they are what the cause explains: when a probe
+fails and no rule does, the cause is an "unknown" finding that says what was
+checked, rather than a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+import shlex
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Literal
+
+from garrison import commands as C
+from garrison import diagnose as D
+from garrison.facts import doctor as F
+from garrison.facts import parse_pid, parse_upstream_server
+from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
+
+Status = Literal["ok", "warn", "fail", "unknown"]
+Hop = Literal["client", "nginx", "upstream", "gunicorn", "app"]
+HOPS: tuple[str, ...] = ("client", "nginx", "upstream", "gunicorn", "app")
+
+UP = "garrison up"
+NGINX_PID = "/run/nginx.pid"  # Debian's nginx.conf: `pid /run/nginx.pid;`
+DISK_FAIL_PERCENT = 98
+DISK_WARN_PERCENT = 90
+# What gunicorn's own boot needs; a fix reinstalls it the way `garrison up` does.
+GUNICORN_SPEC = "gunicorn[gevent]>=23"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: Status
+    evidence: str
+    fix: str
+    hop: str
+
+
+@dataclass(frozen=True)
+class Report:
+    findings: tuple[Finding, ...]
+    cause: Finding | None
+
+    @property
+    def ok(self) -> bool:
+        """The app answers 2xx through nginx and nothing fails."""
+        http = next((f for f in self.findings if f.check == "http"), None)
+        return http is not None and http.status == "ok" and not any(f.status == "fail" for f in self.findings)
+
+
+def _f(check: str, hop: str, status: Status, evidence: str, fix: str = "") -> Finding:
+    return Finding(check=check, status=status, evidence=evidence, fix=fix if status != "ok" else "", hop=hop)
+
+
+# ---- shared readings of the facts -----------------------------------------------
+
+
+def _L(facts: F.DoctorFacts) -> Layout:
+    return Layout.of(facts.config)
+
+
+def _live_slot(facts: F.DoctorFacts) -> str | None:
+    """The slot the upstream include names (garrison's own definition of "live")."""
+    L = _L(facts)
+    server = parse_upstream_server(facts.upstream or "")
+    return next((s for s in SLOTS if server == L.upstream_server(s)), None)
+
+
+def _stats(facts: F.DoctorFacts) -> dict[str, F.StatRecord] | None:
+    return F.parse_stat_records(facts.stats) if facts.stats is not None else None
+
+
+def _exists(facts: F.DoctorFacts, path: str) -> bool | None:
+    """Whether path exists, proven by its stat record; None when nothing was stat'ed.
+
+    A file's text being None alone does not prove it is missing: it may not
+    have been read. The stat list does.
+    """
+    stats = _stats(facts)
+    return None if stats is None else path in stats
+
+
+def _reload(facts: F.DoctorFacts) -> str:
+    return "systemctl reload nginx" if facts.systemd else "nginx -s reload"
+
+
+def _q(argv: tuple[str, ...]) -> str:
+    return shlex.join(argv)
+
+
+def _slot_command(facts: F.DoctorFacts, verb: str, slot: str) -> str:
+    L = _L(facts)
+    if facts.systemd:
+        return _q(C.systemctl(verb, L.systemd_instance(slot)))
+    return _q(C.supervisorctl(ToolLayout(), verb, L.supervisor_program(slot)))
+
+
+def _toml(facts: F.DoctorFacts, settings: str) -> str:
+    return f"in {facts.config_path} set {settings}, then run `{UP}`"
+
+
+def _nginx_since(facts: F.DoctorFacts) -> float | None:
+    """nginx log lines older than this predate the current config or slot, so they prove nothing now.
+
+    The site file changes when its settings do, the include when a slot takes
+    over, the pidfile when the live gunicorn restarts.
+    """
+    stats = _stats(facts)
+    clock = F.parse_clock(facts.clock)
+    if stats is None or clock is None:
+        return None
+    L = _L(facts)
+    live = _live_slot(facts)
+    paths = [L.nginx_site, L.nginx_upstream] + ([L.pidfile(live)] if live else [])
+    times = [stats[p].mtime for p in paths if p in stats]
+    return max(times) if times else None
+
+
+def _recent_nginx(facts: F.DoctorFacts, *needles: str) -> list[F.NginxLogLine]:
+    """The site's nginx error log lines since `_nginx_since` that contain every needle."""
+    since = _nginx_since(facts)
+    if since is None:
+        return []
+    return [
+        ln for ln in F.parse_nginx_log(facts.nginx_log, facts.clock)
+        if ln.when is not None and ln.when >= since and all(n in ln.message for n in needles)
+    ]
+
+
+def _master_pid(facts: F.DoctorFacts, slot: str | None) -> int | None:
+    return parse_pid(facts.pids.get(slot)) if slot else None
+
+
+def _first_blocked(
+    stats: dict[str, F.StatRecord], paths: list[str], user: str, groups: tuple[str, ...] | None, last: str
+) -> tuple[str, F.StatRecord | None] | None:
+    """The first path user can't pass: ("missing"|"blocked"|"unknown", record), or None when all pass.
+
+    Every folder needs x; the last path needs the permission in `last` ("x", "w", "r" or "").
+    """
+    for i, path in enumerate(paths):
+        rec = stats.get(path)
+        if rec is None:
+            return ("missing", None) if i == len(paths) - 1 else ("unknown", None)
+        perms = "x" if i < len(paths) - 1 else last
+        for perm in perms:
+            allowed = F.can(rec, user, groups, perm)
+            if allowed is None:
+                return ("unknown", rec)
+            if not allowed:
+                return ("blocked", rec)
+    return None
+
+
+def _exec_failed(out: F.Output) -> bool:
+    """runuser could not start the interpreter at all: that says nothing about the app yet."""
+    return out.rc in (126, 127) or out.stderr.lstrip().startswith("runuser:")
+
+
+_FRAME = re.compile(r'^File "([^"<]+)", line (\d+)')
+
+
+def _exception_line(out: F.Output) -> str:
+    """The exception a traceback ends with, and the innermost file:line it names."""
+    lines = [ln.strip() for ln in (out.stderr or out.stdout).splitlines() if ln.strip()]
+    if not lines:
+        return f"exit status {out.rc} and no output"
+    frames = [m for m in map(_FRAME.match, lines) if m]
+    return lines[-1] + (f" ({frames[-1].group(1)}:{frames[-1].group(2)})" if frames else "")
+
+
+# ---- client ---------------------------------------------------------------------
+
+
+def check_http(facts: F.DoctorFacts) -> Finding:
+    """The health path through nginx, as a client sees it."""
+    cfg = facts.config
+    what = f"GET {cfg.app.health_path} (Host {cfg.server.names[0]}) via 127.0.0.1:{cfg.server.port}"
+    p = facts.probe_nginx
+    if p is None:
+        return _f("http", "client", "unknown", f"{what}: not probed")
+    if p.get("ok"):
+        return _f("http", "client", "ok", f"{what} → HTTP {p.get('status')}")
+    got = f"HTTP {p['status']}" if p.get("status") else (p.get("error") or "no answer")
+    return _f("http", "client", "fail", f"{what} → {got}", "apply the fix of the cause named below, then run `garrison doctor` again")
+
+
+def check_deployed(facts: F.DoctorFacts) -> Finding:
+    L = _L(facts)
+    if facts.state is None:
+        if _exists(facts, L.state_file) is False:
+            return _f("deployed", "client", "fail", f"{L.state_file} does not exist: {facts.config.app.name} is not deployed here", UP)
+        return _f("deployed", "client", "unknown", f"{L.state_file} was not read")
+    try:
+        state = json.loads(facts.state)
+    except ValueError:
+        return _f("deployed", "client", "unknown", f"{L.state_file} is not JSON")
+    current = state.get("current") if isinstance(state, dict) else None
+    if not current:
+        return _f("deployed", "client", "fail", f"{L.state_file} names no current release: no deploy finished", UP)
+    return _f("deployed", "client", "ok", f"current release {current} ({L.state_file})")
+
+
+def check_firewall(facts: F.DoctorFacts) -> Finding:
+    port = facts.config.server.port
+    if facts.ufw_installed is None:
+        return _f("firewall", "client", "unknown", "whether ufw is installed was not checked")
+    if not facts.ufw_installed:
+        return _f("firewall", "client", "ok", "ufw is not installed (no host firewall rules to check)")
+    status = F.parse_ufw_status(facts.ufw.stdout if facts.ufw else None)
+    if status is None:
+        said = (facts.ufw.stderr or facts.ufw.stdout).strip().splitlines()[:1] if facts.ufw else []
+        return _f("firewall", "client", "unknown", f"`ufw status verbose` gave no status{': ' + said[0] if said else ''}")
+    if not status.active:
+        return _f("firewall", "client", "ok", "ufw: Status: inactive")
+    allowed, rule = F.ufw_verdict(status, port)
+    if allowed:
+        why = rule.line if rule else f"Default: {status.default_incoming} (incoming)"
+        return _f("firewall", "client", "ok", f"ufw active; {port}/tcp allowed by: {why}")
+    if rule is not None:
+        # A deny that comes first wins in ufw: the allow must go before it.
+        return _f("firewall", "client", "fail", f"ufw active; {port}/tcp refused by: {rule.line}", f"ufw insert 1 allow {port}/tcp")
+    return _f(
+        "firewall", "client", "fail",
+        f"ufw active, Default: {status.default_incoming} (incoming), and no rule allows {port}/tcp",
+        f"ufw allow {port}/tcp",
+    )
+
+
+# ---- nginx ------------------------------------------------------------------------
+
+
+def check_disk(facts: F.DoctorFacts) -> Finding:
+    """A full disk breaks every hop after it (nginx's temp files, gunicorn's pid and logs)."""
+    rows = F.parse_df(facts.df)
+    if not rows:
+        return _f("disk", "nginx", "unknown", "`df -P` gave no usable output")
+    worst = max(rows, key=lambda r: r.used_percent)
+    L = _L(facts)
+    where = f"{worst.used_percent}% used on {worst.mount} ({worst.filesystem}), which holds {L.base} or {L.log_dir}"
+    fix = f"free space on {worst.mount}: find what fills it with `du -xh --max-depth=2 {worst.mount} | sort -h | tail -n 20` and delete it"
+    if worst.used_percent >= DISK_FAIL_PERCENT:
+        return _f("disk", "nginx", "fail", f"df -P: {worst.line}", fix)
+    if worst.used_percent >= DISK_WARN_PERCENT:
+        return _f("disk", "nginx", "warn", f"df -P: {worst.line}", fix)
+    return _f("disk", "nginx", "ok", where)
+
+
+def check_nginx_running(facts: F.DoctorFacts) -> Finding:
+    port = facts.config.server.port
+    pid = parse_pid(facts.nginx_pid)
+    holders = [ln for ln in F.tcp_listeners(F.parse_ss(facts.ss_tcp), port) if ln.process and ln.process != "nginx"]
+    start = "systemctl start nginx" if facts.systemd else "nginx"
+    if pid is None and _exists(facts, NGINX_PID) is not False:
+        return _f("nginx_running", "nginx", "unknown", f"{NGINX_PID} was not read")
+    if pid is not None and facts.nginx_alive is None:
+        return _f("nginx_running", "nginx", "unknown", f"/run/nginx.pid names {pid}; whether it runs was not checked")
+    if pid is not None and facts.nginx_alive:
+        listening = F.tcp_listeners(F.parse_ss(facts.ss_tcp), port)
+        on = f", listening on {listening[0].local}" if listening else ""
+        return _f("nginx_running", "nginx", "ok", f"nginx master pid {pid} (/run/nginx.pid){on}")
+    why = "/run/nginx.pid does not exist" if pid is None else f"/run/nginx.pid names {pid}, which is not running"
+    if holders:
+        h = holders[0]
+        return _f(
+            "nginx_running", "nginx", "fail", f"{why}; port {port} is held by {h.process}: {h.line}",
+            f"stop {h.process}, which holds port {port} (e.g. `systemctl stop {h.process}`), then run `{start}`",
+        )
+    return _f("nginx_running", "nginx", "fail", f"nginx is not running: {why}", start)
+
+
+def _ours(facts: F.DoctorFacts, message: F.NginxMessage) -> bool:
+    """Whether nginx's complaint is about a file or folder Garrison renders (so `up` repairs it)."""
+    L = _L(facts)
+    if message.file is not None:
+        return message.file in (L.nginx_site, L.nginx_site_link, L.nginx_upstream) or message.file.startswith(L.etc_dir + "/")
+    # No "in file:line": e.g. open() of our log file failed because its folder is gone.
+    return any(f'"{p}/' in message.text for p in (L.log_dir, L.base, L.etc_dir))
+
+
+def check_nginx_config(facts: F.DoctorFacts) -> Finding:
+    out = facts.nginx_T
+    if out is None:
+        return _f("nginx_config", "nginx", "unknown", "`nginx -T` was not run")
+    if out.ok:
+        return _f("nginx_config", "nginx", "ok", "nginx -T: syntax is ok, test is successful")
+    messages = F.parse_nginx_test(out.stderr)
+    bad = next((m for m in messages if m.level in ("emerg", "alert", "crit")), None)
+    if bad is None:
+        said = (out.stderr or out.stdout).strip().splitlines()
+        if out.rc == 127:
+            return _f("nginx_config", "nginx", "fail", f"nginx is not installed: {said[0] if said else 'command not found'}", UP)
+        return _f("nginx_config", "nginx", "unknown", f"nginx -T exited {out.rc}: {said[0] if said else 'no output'}")
+    apply = _reload(facts) if facts.nginx_alive else ("systemctl start nginx" if facts.systemd else "nginx")
+    test = f"`nginx -t && {apply}`"
+    if "duplicate default server" in bad.text:
+        L = _L(facts)
+        others = [
+            h for h in F.parse_grep(facts.default_servers)
+            if h.file not in (L.nginx_site, L.nginx_site_link) and h.text.startswith("listen")
+        ]
+        distro = "/etc/nginx/sites-enabled/default"
+        if facts.config.server.default and (not others or all(h.file == distro for h in others)):
+            # `garrison up` disables the distribution's default site when server.default is set.
+            return _f("nginx_config", "nginx", "fail", bad.raw, UP)
+        other = others[0] if others else None
+        where = f"{other.file}:{other.line}" if other else "the other site that has it"
+        return _f(
+            "nginx_config", "nginx", "fail", bad.raw,
+            f"remove `default_server` from the listen in {where} (only one site may have it), then run {test}",
+        )
+    if _ours(facts, bad):
+        # Garrison's own files: `up` renders them again from garrison.toml.
+        return _f("nginx_config", "nginx", "fail", bad.raw, UP)
+    where = f"{bad.file}:{bad.line}" if bad.file else "what it names"
+    return _f("nginx_config", "nginx", "fail", bad.raw, f"correct {where} (not a Garrison file), then run {test}")
+
+
+def check_site_enabled(facts: F.DoctorFacts) -> Finding:
+    L = _L(facts)
+    if facts.site is None:
+        if _exists(facts, L.nginx_site) is False:
+            return _f("site_enabled", "nginx", "fail", f"{L.nginx_site} does not exist", UP)
+        return _f("site_enabled", "nginx", "unknown", f"{L.nginx_site} was not read")
+    link = facts.site_link
+    enable = f"ln -sfn {L.nginx_site} {L.nginx_site_link} && nginx -t && {_reload(facts)}"
+    if link is None:
+        stats = _stats(facts)
+        if stats is None:
+            return _f("site_enabled", "nginx", "unknown", f"{L.nginx_site_link} was not looked at")
+        rec = stats.get(L.nginx_site_link)
+        what = f"{rec.ls()} is not a link to {L.nginx_site}" if rec else f"{L.nginx_site_link} does not exist: the site is not enabled"
+        return _f("site_enabled", "nginx", "fail", what, enable)
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(L.nginx_site_link), link))
+    if target != L.nginx_site:
+        return _f("site_enabled", "nginx", "fail", f"{L.nginx_site_link} -> {link}, not {L.nginx_site}", enable)
+    files = [name for name, _ in F.split_nginx_dump(facts.nginx_T.stdout)] if facts.nginx_T and facts.nginx_T.ok else None
+    if files and L.nginx_site_link not in files and L.nginx_site not in files:
+        return _f(
+            "site_enabled", "nginx", "fail",
+            f"{L.nginx_site_link} exists but nginx -T does not read it (nginx.conf has no include of sites-enabled)",
+            f"add `include /etc/nginx/sites-enabled/*;` to the http block of /etc/nginx/nginx.conf, then run `nginx -t && {_reload(facts)}`",
+        )
+    return _f("site_enabled", "nginx", "ok", f"{L.nginx_site_link} -> {link}")
+
+
+def check_server_name(facts: F.DoctorFacts) -> Finding:
+    """Do requests for our names reach our server block, and who answers the others?"""
+    L = _L(facts)
+    s = facts.config.server
+    if facts.nginx_T is None or not facts.nginx_T.ok:
+        return _f("server_name", "nginx", "unknown", "no `nginx -T` dump to read the server blocks from")
+    blocks = [b for b in F.parse_server_blocks(facts.nginx_T.stdout) if b.on_port(s.port)]
+    ours = [b for b in blocks if b.file in (L.nginx_site, L.nginx_site_link)]
+    if not ours:
+        return _f("server_name", "nginx", "unknown", f"nginx -T has no server block from {L.nginx_site_link} on port {s.port}")
+    names = set(ours[0].names)
+    first_ours = blocks.index(ours[0])
+    for i, b in enumerate(blocks):
+        shared = names & set(b.names)
+        if b in ours or not shared:
+            continue
+        name = sorted(shared)[0]
+        warned = next((m.raw for m in F.parse_nginx_test(facts.nginx_T.stderr) if "conflicting server name" in m.text), None)
+        ev = warned or f"server_name {name} is also in {b.file}:{b.line}"
+        fix = f"remove {name} from server_name in {b.file} (line {b.line}), then run `nginx -t && {_reload(facts)}`"
+        # nginx keeps the first block it read for a name and ignores the later ones.
+        return _f("server_name", "nginx", "fail" if i < first_ours else "warn", ev + (f" (nginx uses {b.file})" if i < first_ours else ""), fix)
+    others = [(b, b.default_on(s.port)) for b in blocks if b not in ours and b.default_on(s.port)]
+    if others:
+        b, listen = others[0]
+        where = f"{b.file}:{listen.line}" if listen else b.file
+        drop = f"remove `default_server` from the listen at {where}"
+        if s.default:
+            return _f(
+                "server_name", "nginx", "warn",
+                f"the default_server at {where} takes the requests for unknown names, though server.default = true",
+                f"{drop}, then run `nginx -t && {_reload(facts)}`",
+            )
+        if names <= {"localhost", "_", "127.0.0.1", "::1"}:
+            # The tutorial's expectation: http://<the server's IP>/ shows the app.
+            distro = b.file == "/etc/nginx/sites-enabled/default"
+            setting = "[server] default = true"
+            fix = _toml(facts, setting + " (Garrison then disables the distribution's default site)") if distro else f"{drop}, then " + _toml(facts, setting)
+            return _f(
+                "server_name", "nginx", "warn",
+                f"{facts.config.app.name} answers only {', '.join(sorted(names))}; requests by IP address go to the default_server at {where}",
+                fix,
+            )
+        return _f("server_name", "nginx", "ok", f"requests for {', '.join(sorted(names))} reach {L.nginx_site_link}; other names go to the default_server at {where}")
+    return _f("server_name", "nginx", "ok", f"requests for {', '.join(sorted(names)) or '(no name)'} on port {s.port} reach {L.nginx_site_link}")
+
+
+def check_static(facts: F.DoctorFacts) -> Finding:
+    """nginx's user must traverse every folder to each static folder and read what is in it (else 403)."""
+    statics = facts.config.app.static
+    if not statics:
+        return _f("static", "nginx", "ok", "no static folders in garrison.toml")
+    stats = _stats(facts)
+    if stats is None:
+        return _f("static", "nginx", "unknown", "the static folders were not stat'ed")
+    user, groups = facts.nginx_user, F.parse_groups(facts.nginx_groups)
+    L = _L(facts)
+    checked = []
+    for st in statics:
+        folder = facts.static.get(st.path)
+        if not folder:
+            return _f("static", "nginx", "unknown", f"{L.current}/{st.path} could not be resolved (no current release?)")
+        fix_all = f"chmod -R o+rX {folder}"
+        blocked = _first_blocked(stats, F.components(folder), user, groups, "x")
+        if blocked and blocked[0] == "missing":
+            return _f(
+                "static", "nginx", "warn", f"{folder} does not exist: {st.url} answers 404",
+                f"add the folder {st.path}/ to the app (or remove its [[app.static]] entry from {facts.config_path}), then run `{UP}`",
+            )
+        if blocked and blocked[0] == "unknown":
+            what = blocked[1].ls() if blocked[1] else "a folder on the way was not stat'ed"
+            return _f("static", "nginx", "unknown", f"can't tell whether {user} may enter {what}")
+        if blocked:
+            rec = blocked[1]
+            assert rec is not None
+            inside = rec.path == folder or rec.path.startswith(folder + "/")
+            denied = _recent_nginx(facts, "(13: Permission denied)")
+            ev = f"{rec.ls()}: {user} (groups {', '.join(groups or ('?',))}) can't enter it"
+            if denied:
+                ev += f"; nginx: {F.short_nginx_line(denied[-1])}"
+            return _f("static", "nginx", "fail", ev, fix_all if inside else f"chmod o+x {rec.path}")
+        denied_here = F.parse_stat_records(facts.static_denied.get(st.path))
+        for rec in denied_here.values():
+            perm = "x" if rec.kind == "d" else "r"
+            if F.can(rec, user, groups, perm) is False:
+                return _f("static", "nginx", "fail", f"{rec.ls()}: {user} can't {'enter' if perm == 'x' else 'read'} it", fix_all)
+        checked.append(folder)
+    return _f("static", "nginx", "ok", f"{user} can read {', '.join(checked)} and every folder above")
+
+
+# ---- upstream ---------------------------------------------------------------------
+
+
+def _listening(facts: F.DoctorFacts, address: str) -> bool | None:
+    """Whether something listens on a gunicorn address (unix:/path or host:port); None if unknown."""
+    if address.startswith("unix:"):
+        if facts.ss_unix is None:
+            return None
+        return any(ln.local == address[5:] for ln in F.parse_ss(facts.ss_unix))
+    if facts.ss_tcp is None:
+        return None
+    host, _, port = address.rpartition(":")
+    return bool(port.isdigit() and F.tcp_listeners(F.parse_ss(facts.ss_tcp), int(port), host.strip("[]")))
+
+
+def check_upstream(facts: F.DoctorFacts) -> Finding:
+    L = _L(facts)
+    if facts.upstream is None:
+        if _exists(facts, L.nginx_upstream) is False:
+            return _f("upstream", "upstream", "fail", f"{L.nginx_upstream} does not exist: nginx has no gunicorn to send requests to", UP)
+        return _f("upstream", "upstream", "unknown", f"{L.nginx_upstream} was not read")
+    server = parse_upstream_server(facts.upstream)
+    slots = " or ".join(L.upstream_server(s) for s in SLOTS)
+    if server is None:
+        return _f("upstream", "upstream", "fail", f"{L.nginx_upstream} has no `server` line", UP)
+    live = _live_slot(facts)
+    if live is None:
+        return _f("upstream", "upstream", "fail", f"server {server} in {L.nginx_upstream} is not a gunicorn slot ({slots})", UP)
+    other = other_slot(live)
+    if _listening(facts, L.bind_address(live)) is False and _listening(facts, L.bind_address(other)):
+        return _f(
+            "upstream", "upstream", "fail",
+            f"server {server} (slot {live}) in {L.nginx_upstream}: nothing listens there, while slot {other} listens on {L.bind_address(other)}",
+            UP,
+        )
+    return _f("upstream", "upstream", "ok", f"server {server} in {L.nginx_upstream} is slot {live}")
+
+
+def check_socket_access(facts: F.DoctorFacts) -> Finding:
+    """nginx's user must traverse the run folder and write the socket to connect() (else 502, errno 13)."""
+    L = _L(facts)
+    if L.bind:
+        return _f("socket_access", "upstream", "ok", f"gunicorn listens on TCP {L.bind}: no file permissions involved")
+    live = _live_slot(facts)
+    stats = _stats(facts)
+    if live is None or stats is None:
+        return _f("socket_access", "upstream", "unknown", "no live slot named by the upstream include" if live is None else "the socket was not stat'ed")
+    sock = L.socket(live)
+    user, groups = facts.nginx_user, F.parse_groups(facts.nginx_groups)
+    blocked = _first_blocked(stats, F.components(sock), user, groups, "w")
+    denied = _recent_nginx(facts, f"connect() to unix:{sock} failed (13: Permission denied)")
+    log = f"; nginx: {F.short_nginx_line(denied[-1])}" if denied else ""
+    if blocked is None:
+        run = stats[L.run_dir]
+        return _f("socket_access", "upstream", "ok", f"{stats[sock].ls()} in {run.ls()}: {user} can connect")
+    kind, rec = blocked
+    if kind == "missing":
+        return _f("socket_access", "upstream", "unknown", f"{sock} does not exist (gunicorn is not bound), so nginx's access can't be checked")
+    if kind == "unknown" or rec is None:
+        return _f("socket_access", "upstream", "unknown", f"can't tell whether {user} may use {rec.ls() if rec else sock}")
+    ev = f"{rec.ls()}: {user} (groups {', '.join(groups or ('?',))}) can't {'connect to' if rec.path == sock else 'enter'} it{log}"
+    if rec.path == sock:
+        fix = f"chgrp {user} {sock} && chmod 660 {sock}"
+    elif rec.path == L.run_dir:
+        # What `garrison up` sets: the app user writes, nginx's group enters, nobody else.
+        fix = f"chgrp {user} {L.run_dir} && chmod 2750 {L.run_dir}"
+    else:
+        fix = f"chmod o+x {rec.path}"
+    return _f("socket_access", "upstream", "fail", ev, fix)
+
+
+def _timeouts(facts: F.DoctorFacts) -> tuple[int, int]:
+    """(nginx proxy_read_timeout, gunicorn timeout) as deployed, else as configured."""
+    cfg = facts.config
+    read = F.nginx_seconds(F.parse_directive(facts.site, "proxy_read_timeout")) or cfg.nginx.proxy_read_timeout
+    g = F.parse_gunicorn_setting(facts.gunicorn_conf, "timeout")
+    return read, int(g) if g and g.isdigit() else cfg.gunicorn.timeout
+
+
+def check_nginx_timeout(facts: F.DoctorFacts) -> Finding:
+    """nginx gives up on gunicorn after proxy_read_timeout: 504, "upstream timed out"."""
+    if facts.site is None:
+        return _f("nginx_timeout", "upstream", "unknown", f"no {_L(facts).nginx_site} to read proxy_read_timeout from")
+    read, gtime = _timeouts(facts)
+    want = max(60, 2 * gtime, 2 * read)
+    fix = _toml(facts, f"[nginx] proxy_read_timeout = {want} (now {read})")
+    timed_out = [
+        ln for ln in _recent_nginx(facts, "upstream timed out")
+        if "reading response header" in ln.message or "reading upstream" in ln.message
+    ]
+    if timed_out:
+        return _f("nginx_timeout", "upstream", "fail", f"nginx (proxy_read_timeout {read}s): {F.short_nginx_line(timed_out[-1])}", fix)
+    if read < gtime:
+        return _f(
+            "nginx_timeout", "upstream", "warn",
+            f"proxy_read_timeout {read}s < gunicorn timeout {gtime}s: requests slower than {read}s get 504 while gunicorn still works on them",
+            fix,
+        )
+    return _f("nginx_timeout", "upstream", "ok", f"proxy_read_timeout {read}s ≥ gunicorn timeout {gtime}s")
+
+
+# ---- gunicorn ---------------------------------------------------------------------
+
+
+def check_slot_running(facts: F.DoctorFacts) -> Finding:
+    L = _L(facts)
+    if facts.systemd is None:
+        return _f("slot_running", "gunicorn", "unknown", "the service manager (systemd or supervisord) is not known")
+    live = _live_slot(facts)
+    slots = [live] if live else [s for s in SLOTS if s in facts.slot_status]
+    states = {}
+    for slot in slots:
+        out = facts.slot_status.get(slot)
+        if out is not None:
+            unit = L.systemd_instance(slot)
+            states[slot] = F.parse_systemd_show(out.stdout, unit) if facts.systemd else F.parse_supervisor_status(out.stdout or out.stderr)
+    if not states or any(v is None for v in states.values()):
+        return _f("slot_running", "gunicorn", "unknown", "the service manager's status of the slots was not read")
+    running = [s for s, st in states.items() if st and st.running]
+    if running:
+        st = states[running[0]]
+        assert st is not None
+        return _f("slot_running", "gunicorn", "ok", st.line)
+    slot = live or slots[0]
+    st = states[slot]
+    assert st is not None
+    if st.state == "MANAGER_DOWN":
+        T = ToolLayout()
+        return _f(
+            "slot_running", "gunicorn", "fail", f"supervisord is not running: {st.line}",
+            f"mkdir -p {T.run_dir} && {_q(C.supervisord(T))}",
+        )
+    if st.state == "NO_SUCH_PROCESS" or not live:
+        return _f("slot_running", "gunicorn", "fail", st.line if live else f"no slot runs: {st.line}", UP)
+    if st.stopped:
+        return _f("slot_running", "gunicorn", "fail", st.line, _slot_command(facts, "start", slot))
+    failure = D.boot_failure(F.last_boot(facts.gunicorn_log))
+    why = f"; {L.error_log}: {failure.summary}" if failure else ""
+    return _f(
+        "slot_running", "gunicorn", "fail", f"gunicorn keeps exiting: {st.line}{why}",
+        f"fix what `tail -n 50 {L.error_log}` shows, then run `{_slot_command(facts, 'restart', slot)}`",
+    )
+
+
+def check_listening(facts: F.DoctorFacts) -> Finding:
+    L = _L(facts)
+    live = _live_slot(facts)
+    if live is None:
+        return _f("listening", "gunicorn", "unknown", "no live slot named by the upstream include")
+    address = L.bind_address(live)
+    listening = _listening(facts, address)
+    if listening is None:
+        return _f("listening", "gunicorn", "unknown", f"`ss -l` was not run, so whether anything listens on {address} is unknown")
+    restart = _slot_command(facts, "restart", live)
+    if not L.bind:
+        stats = _stats(facts) or {}
+        sock = L.socket(live)
+        if listening and sock not in stats and facts.stats is not None:
+            return _f("listening", "gunicorn", "fail", f"gunicorn listens on {sock}, but the file is gone (deleted): nginx gets ENOENT", restart)
+        if not listening:
+            there = stats[sock].ls() if sock in stats else f"{sock} does not exist"
+            return _f("listening", "gunicorn", "fail", f"nothing listens on {address} (ss -lx); {there}", restart)
+        line = next(ln.line for ln in F.parse_ss(facts.ss_unix) if ln.local == sock)
+        return _f("listening", "gunicorn", "ok", f"ss -lx: {line}")
+    if not listening:
+        return _f("listening", "gunicorn", "fail", f"nothing listens on {address} (ss -lt)", restart)
+    return _f("listening", "gunicorn", "ok", f"something listens on {address} (ss -lt)")
+
+
+def check_slot_http(facts: F.DoctorFacts) -> Finding:
+    """The health path straight at the live slot, bypassing nginx: splits 'nginx' from 'gunicorn'."""
+    L = _L(facts)
+    live = _live_slot(facts)
+    p = facts.probe_slot
+    if live is None or p is None:
+        return _f("slot_http", "gunicorn", "unknown", "the live slot was not probed directly")
+    what = f"GET {facts.config.app.health_path} straight to {L.bind_address(live)}"
+    if p.get("ok"):
+        return _f("slot_http", "gunicorn", "ok", f"{what} → HTTP {p.get('status')}")
+    got = f"HTTP {p['status']}" if p.get("status") else (p.get("error") or "no answer")
+    return _f("slot_http", "gunicorn", "fail", f"{what} → {got}", f"see the cause below; the app's own log: `tail -n 50 {L.error_log}`")
+
+
+def check_gunicorn_timeout(facts: F.DoctorFacts) -> Finding:
+    """gunicorn kills a worker that takes longer than `timeout`: nginx then gets a 5xx or a closed connection."""
+    L = _L(facts)
+    if facts.gunicorn_log is None:
+        return _f("gunicorn_timeout", "gunicorn", "unknown", f"{L.error_log} does not exist or was not read")
+    master = _master_pid(facts, _live_slot(facts))
+    if master is None:
+        return _f("gunicorn_timeout", "gunicorn", "unknown", "the live slot's gunicorn master pid is not known")
+    # Only the live master's lines: an older master's timeouts are history.
+    kills = [ln for ln in F.parse_gunicorn_log(facts.gunicorn_log) if ln.pid == master and "WORKER TIMEOUT" in ln.message]
+    read, gtime = _timeouts(facts)
+    if not kills:
+        return _f("gunicorn_timeout", "gunicorn", "ok", f"no WORKER TIMEOUT from master {master} (timeout {gtime}s) in {L.error_log}")
+    new = max(30, 4 * gtime)
+    settings = f"[gunicorn] timeout = {new} (now {gtime})"
+    if read <= new:
+        settings += f" and [nginx] proxy_read_timeout = {new + 30} (now {read})"
+    closed = _recent_nginx(facts, "upstream prematurely closed")
+    ev = kills[-1].raw + (f"; nginx: {F.short_nginx_line(closed[-1])}" if closed else "")
+    return _f("gunicorn_timeout", "gunicorn", "fail", ev, _toml(facts, settings))
+
+
+def _python_blocked(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None:
+    """A failing finding when the app user can't run rel's interpreter, None when it can (or can't tell)."""
+    if rel.python is None or rel.venv_bin is None:
+        return _f(
+            "venv_python", "gunicorn", "fail",
+            f"{rel.path}/.venv/bin/python does not exist: release {rel.id} has no venv (installing its requirements failed?)",
+            f"fix the app's requirements until `{UP}` installs them",
+        )
+    stats = _stats(facts)
+    if stats is None:
+        return None
+    user, groups = facts.config.user, F.parse_groups(facts.app_groups)
+    venv_dirs = F.components(rel.venv_bin)
+    for path in (rel.venv_bin, rel.python):
+        blocked = _first_blocked(stats, F.components(path), user, groups, "x")
+        if not blocked or blocked[0] != "blocked" or blocked[1] is None:
+            continue
+        rec = blocked[1]
+        if rec.path not in venv_dirs and facts.config.app.python != "/usr/bin/python3":
+            # The interpreter itself lives in a private folder (pyenv under /root):
+            # opening that folder to everyone is worse than using the system's python.
+            fix = _toml(facts, '[app] python = "/usr/bin/python3"')
+        else:
+            fix = f"chmod o+x {rec.path}"
+        return _f("venv_python", "gunicorn", "fail", f"{rec.ls()}: {user} can't enter it, so it can't run {rel.python}", fix)
+    return None
+
+
+def check_venv_python(facts: F.DoctorFacts) -> Finding:
+    """The venv's interpreter must be reachable by the app user (the pyenv-under-/root trap)."""
+    rel = facts.live
+    if rel is None:
+        return _f("venv_python", "gunicorn", "unknown", "no live release to check")
+    if _stats(facts) is None:
+        return _f("venv_python", "gunicorn", "unknown", "the interpreter's path was not stat'ed")
+    blocked = _python_blocked(facts, rel)
+    if blocked:
+        return blocked
+    return _f("venv_python", "gunicorn", "ok", f"{facts.config.user} can run {rel.python} ({rel.path}/.venv/bin/python)")
+
+
+def _worker_class(facts: F.DoctorFacts) -> str:
+    return F.parse_gunicorn_setting(facts.gunicorn_conf, "worker_class") or facts.config.gunicorn.worker_class
+
+
+def _gevent_failure(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None:
+    out = rel.gevent_check
+    if out is None or out.ok or _exec_failed(out):
+        return None
+    venv = rel.venv or f"{rel.path}/.venv"
+    if rel.has_pip:
+        install = f"{venv}/bin/pip install '{GUNICORN_SPEC}'"
+    else:
+        # Venvs built by uv have no pip: install with the uv of Garrison's own venv.
+        install = f"{ToolLayout().venv}/bin/uv pip install --python {venv}/bin/python '{GUNICORN_SPEC}'"
+    return _f("gevent", "gunicorn", "fail", f"worker_class gevent, but in {venv}: {_exception_line(out)}", f"{install} && {UP}")
+
+
+def check_gevent(facts: F.DoctorFacts) -> Finding:
+    wc = _worker_class(facts)
+    if wc != "gevent":
+        return _f("gevent", "gunicorn", "ok", f"worker_class {wc}: gevent not needed")
+    rel = facts.live
+    if rel is None or rel.gevent_check is None:
+        return _f("gevent", "gunicorn", "unknown", "`import gevent` was not tried in the live venv")
+    if _exec_failed(rel.gevent_check):
+        return _f("gevent", "gunicorn", "unknown", f"could not run the venv's python as {facts.config.user}: {_exception_line(rel.gevent_check)}")
+    failed = _gevent_failure(facts, rel)
+    return failed or _f("gevent", "gunicorn", "ok", f"`import gevent` works in {rel.venv}")
+
+
+# ---- app --------------------------------------------------------------------------
+
+
+def _import_failure(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None:
+    out = rel.import_check
+    if out is None or out.ok or _exec_failed(out) or out.rc == 124:
+        return None
+    return _f(
+        "app_import", "app", "fail", f"{facts.config.app.entry} in {rel.path}: {_exception_line(out)}",
+        f"fix that error in the app's code, then run `{UP}`",
+    )
+
+
+def check_app_import(facts: F.DoctorFacts) -> Finding:
+    entry = facts.config.app.entry
+    rel = facts.live
+    if rel is None or rel.import_check is None:
+        # No check could run: gunicorn's own log may still say why the app did not load.
+        failure = D.boot_failure(F.last_boot(facts.gunicorn_log))
+        if failure:
+            return _f("app_import", "app", "fail", f"{_L(facts).error_log}: {failure.summary}", f"fix that error in the app's code, then run `{UP}`")
+        return _f("app_import", "app", "unknown", f"{entry} was not imported (no live release)")
+    out = rel.import_check
+    if _exec_failed(out):
+        return _f("app_import", "app", "unknown", f"could not run the venv's python as {facts.config.user}: {_exception_line(out)}")
+    if out.rc == 124:
+        return _f("app_import", "app", "unknown", f"importing {entry} did not finish in time: {_exception_line(out)}")
+    failed = _import_failure(facts, rel)
+    return failed or _f("app_import", "app", "ok", f"{entry} imports as {facts.config.user} in {rel.path}")
+
+
+def check_env_file(facts: F.DoctorFacts) -> Finding:
+    """shared/.env holds secrets: root's alone (0600); systemd and Garrison read it as root."""
+    L = _L(facts)
+    stats = _stats(facts)
+    if stats is None:
+        return _f("env_file", "app", "unknown", f"{L.env_file} was not stat'ed")
+    rec = stats.get(L.env_file)
+    fix = f"chown root:root {L.env_file} && chmod 600 {L.env_file}"
+    if rec is None:
+        return _f("env_file", "app", "ok", f"no {L.env_file} (the app gets no extra environment)")
+    if rec.kind != "f":
+        return _f("env_file", "app", "fail", f"{rec.ls()} is not a file of KEY=VALUE lines", f"rm -r {L.env_file}, then write it as a file and run `{fix}`")
+    if rec.mode & 0o004:
+        return _f("env_file", "app", "warn", f"{rec.ls()}: every user on the host can read its secrets", fix)
+    if rec.owner != "root" or rec.mode & 0o077:
+        return _f("env_file", "app", "warn", f"{rec.ls()}: should be -rw------- root root", fix)
+    return _f("env_file", "app", "ok", rec.ls())
+
+
+def check_failed_release(facts: F.DoctorFacts) -> Finding:
+    """A release newer than every recorded one never went live: the last deploy failed. Why?"""
+    if facts.releases is None:
+        return _f("failed_release", "app", "unknown", "the releases folder was not listed")
+    rel = facts.failed
+    if rel is None:
+        return _f("failed_release", "app", "ok", "the newest release is the live one or was live before")
+    never = f"release {rel.id} (newest, never live: its deploy failed)"
+    for found in (_python_blocked(facts, rel), _gevent_failure(facts, rel) if _worker_class(facts) == "gevent" else None, _import_failure(facts, rel)):
+        if found is not None:
+            return _f("failed_release", "app", "fail", f"{never}: {found.evidence}", found.fix)
+    return _f(
+        "failed_release", "app", "warn", f"{never}; its venv and import are fine",
+        f"run `{UP}` again and read why its health check fails (or remove it: rm -rf {rel.path})",
+    )
+
+
+# ---- the path and the cause -------------------------------------------------------
+
+Rule = Callable[[F.DoctorFacts], Finding]
+
+# The request path, client first. Checks of one hop that gate the next come first.
+RULES: tuple[Rule, ...] = (
+    check_http,
+    check_deployed,
+    check_firewall,
+    check_disk,
+    check_nginx_running,
+    check_nginx_config,
+    check_site_enabled,
+    check_server_name,
+    check_static,
+    check_upstream,
+    check_socket_access,
+    check_nginx_timeout,
+    check_slot_running,
+    check_listening,
+    check_slot_http,
+    check_gunicorn_timeout,
+    check_venv_python,
+    check_gevent,
+    check_app_import,
+    check_env_file,
+    check_failed_release,
+)
+
+# Probes show that something is wrong, never what: they can't be the cause.
+PROBES = frozenset({"http", "slot_http"})
+# check → the checks whose failure explains it (a later hop that breaks an earlier one).
+SYMPTOM_OF: dict[str, tuple[str, ...]] = {
+    "nginx_running": ("nginx_config",),
+    "slot_running": ("venv_python", "gevent", "app_import"),
+    "listening": ("slot_running", "venv_python", "gevent", "app_import"),
+}
+
+
+def _run(rule: Rule, facts: F.DoctorFacts) -> Finding:
+    try:
+        return rule(facts)
+    except Exception as exc:  # a parser's blind spot must not hide the other findings
+        name = rule.__name__.removeprefix("check_")
+        return Finding(name, "unknown", f"the check itself failed on these facts: {type(exc).__name__}: {exc}", "", "client")
+
+
+def cause_of(findings: tuple[Finding, ...], facts: F.DoctorFacts) -> Finding | None:
+    failing = {f.check for f in findings if f.status == "fail"}
+    for f in findings:
+        if f.status != "fail" or f.check in PROBES:
+            continue
+        if failing & set(SYMPTOM_OF.get(f.check, ())):
+            continue
+        return f
+    broken = [f for f in findings if f.check in PROBES and f.status != "ok"]
+    if not broken:
+        return None
+    L = _L(facts)
+    passed = [f.check for f in findings if f.status in ("ok", "warn") and f.check not in PROBES]
+    unsure = [f.check for f in findings if f.status == "unknown" and f.check not in PROBES]
+    probes = "; ".join(f.evidence for f in findings if f.check in PROBES)
+    return Finding(
+        check="cause",
+        status="unknown",
+        evidence=(
+            f"cause unknown: {probes}; these checks pass: {', '.join(passed) or 'none'}"
+            + (f"; could not check: {', '.join(unsure)}" if unsure else "")
+        ),
+        fix=f"read what nginx and the app logged: `tail -n 50 {L.nginx_error_log} {L.error_log}`",
+        hop=broken[-1].hop,
+    )
+
+
+def diagnose(facts: F.DoctorFacts) -> Report:
+    findings = tuple(_run(rule, facts) for rule in RULES)
+    return Report(findings=findings, cause=cause_of(findings, facts))
+
+
+def to_json(report: Report) -> dict[str, Any]:
+    """What `garrison doctor --json` prints."""
+    return {
+        "ok": report.ok,
+        "cause": asdict(report.cause) if report.cause else None,
+        "findings": [asdict(f) for f in report.findings],
+    }

@@ -1,0 +1,226 @@
+"""`garrison doctor`: read the host along the request path, then explain what breaks it.
+
+`collect` only reads. It reads files, runs `stat`, `ss`, `df`, `nginx -T`,
+`ufw status`, the service manager's status and `tail` of the logs, sends two
+health probes (through nginx, and straight to the live slot), and imports the
+app as its own user in its release, the way a gunicorn worker does when it
+boots. It changes nothing Garrison owns: no reload, no restart, no chmod. The
+rules that judge what it read are in `garrison.diagnose.rules`.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from typing import Sequence
+
+from garrison import commands as C
+from garrison import facts as F
+from garrison.config import Project
+from garrison.diagnose.rules import Report, diagnose
+from garrison.facts.doctor import (
+    FIND_FORMAT,
+    STAT_FORMAT,
+    DoctorFacts,
+    Output,
+    ReleaseFacts,
+    components,
+    parse_gunicorn_setting,
+    parse_release_names,
+)
+from garrison.hosts import Executor
+from garrison.layout import SLOTS
+from garrison.workflows import Run
+from garrison.workflows.up import Up
+
+# Run by the venv's python, as the app user, in the release (argv[1] = app.entry).
+# It fails exactly where gunicorn's `import_app` would, and prints the traceback.
+IMPORT_CHECK = """\
+import importlib, os, sys
+entry = sys.argv[1]
+sys.path.insert(0, os.getcwd())  # gunicorn puts its working directory first on sys.path
+module, _, attr = entry.partition(":")
+name = attr.split("(", 1)[0].strip()
+obj = getattr(importlib.import_module(module), name)
+# A factory ("create_app()") is only looked up: calling it could open connections.
+if "(" not in attr and not callable(obj):
+    raise TypeError(f"{entry} is a {type(obj).__name__}, not a WSGI callable")
+print("ok")
+"""
+# gunicorn's gevent worker module refuses gevents that are too old: import it as gunicorn does.
+GEVENT_CHECK = "import gevent; import gunicorn.workers.ggevent"
+IMPORT_TIMEOUT = 60.0
+LOG_LINES = 400
+NGINX_PROBE_DEADLINE = 3.0  # a just-started slot gets a moment; a healthy one answers at once
+SLOT_PROBE_DEADLINE = 2.0
+
+
+def _text(host: Executor, path: str) -> str | None:
+    try:
+        raw = host.read_file(path)
+    except OSError:  # not root: unreadable is "not read", not "missing"
+        return None
+    return None if raw is None else raw.decode(errors="replace")
+
+
+def _run(host: Executor, argv: Sequence[str], timeout: float = 30.0, env: dict[str, str] | None = None) -> Output:
+    res = host.run(tuple(argv), check=False, timeout=timeout, env=env)
+    return Output(rc=res.returncode, stdout=res.stdout, stderr=res.stderr)
+
+
+def _stdout(host: Executor, argv: Sequence[str], timeout: float = 30.0) -> str | None:
+    """stdout of a command that succeeded, else None (missing tool, missing file)."""
+    out = _run(host, argv, timeout)
+    return out.stdout if out.ok else None
+
+
+def _resolve(host: Executor, path: str) -> str | None:
+    """`readlink -f path`, only when the result exists."""
+    out = _stdout(host, ("readlink", "-f", "--", path))
+    resolved = (out or "").strip()
+    return resolved if resolved and host.exists(resolved) else None
+
+
+def _release(u: Up, path: str, slot: str, worker_class: str, env: dict[str, str]) -> ReleaseFacts:
+    h, cfg = u.host, u.cfg
+    python = _resolve(h, f"{path}/.venv/bin/python")
+    venv_bin = _resolve(h, f"{path}/.venv/bin")
+    rel = ReleaseFacts(id=posixpath.basename(path), path=path, python=python, venv_bin=venv_bin)
+    if python is None or venv_bin is None:
+        return rel
+    as_app = ("runuser", "-u", cfg.user, "--", "env", "-C", path, f"{path}/.venv/bin/python")
+    # What the service manager gives gunicorn, plus no .pyc writes into the release.
+    run_env = {"HOME": u.L.base, "GARRISON_SLOT": slot, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **env}
+    return ReleaseFacts(
+        id=rel.id,
+        path=path,
+        python=python,
+        venv_bin=venv_bin,
+        import_check=_run(h, (*as_app, "-c", IMPORT_CHECK, cfg.app.entry), IMPORT_TIMEOUT, run_env),
+        gevent_check=_run(h, (*as_app, "-c", GEVENT_CHECK), IMPORT_TIMEOUT, run_env) if worker_class == "gevent" else None,
+        has_pip=h.exists(f"{venv_bin}/pip"),
+    )
+
+
+def collect(project: Project, host: Executor) -> DoctorFacts:
+    """Everything the rules look at, read from host; never changes the host."""
+    u = Up(project=project, host=host, run=Run())
+    cfg, L, T, h = u.cfg, u.L, u.tool, host
+
+    systemd = F.parse_pid1(_text(h, "/proc/1/comm") or "")
+    nginx_user = F.parse_nginx_user(_text(h, "/etc/nginx/nginx.conf") or "")
+    state_text = _text(h, L.state_file)
+    try:
+        state = json.loads(state_text) if state_text else {}
+    except ValueError:
+        state = {}
+    state = state if isinstance(state, dict) else {}
+    live = u.live_slot()
+    gunicorn_conf = _text(h, L.gunicorn_conf)
+    worker_class = parse_gunicorn_setting(gunicorn_conf, "worker_class") or cfg.gunicorn.worker_class
+    try:
+        env = u.app_env()
+    except OSError:
+        env = {}
+
+    # The release the live slot runs, and the newest one if it never went live
+    # (a deploy that failed: `up` records a release only once it is healthy).
+    live_path = _resolve(h, L.slot(live)) if live else _resolve(h, L.current)
+    live_rel = _release(u, live_path, live or "blue", worker_class, env) if live_path else None
+    listing = _stdout(h, ("find", L.releases, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "%f\n"))
+    names = parse_release_names(listing)
+    recorded = set(state.get("releases", []) or [])
+    failed_rel = None
+    if names and names[-1] not in recorded and (live_rel is None or names[-1] != live_rel.id):
+        failed_rel = _release(u, L.release(names[-1]), "blue", worker_class, env)
+
+    static = {st.path: _resolve_any(h, f"{L.current}/{st.path}") for st in cfg.app.static}
+    static_denied = {}
+    for path, folder in static.items():
+        if folder and h.exists(folder):
+            # Entries nobody but their owner/group may read: few, and the rule decides with groups.
+            script = 'find "$1" \\( -type d ! -perm -o=x \\) -o \\( -type f ! -perm -o=r \\) -printf "$2" | head -n 50'
+            static_denied[path] = _stdout(h, ("sh", "-c", script, "sh", folder, FIND_FORMAT))
+
+    paths = [L.state_file, L.nginx_upstream, L.nginx_site, L.nginx_site_link, "/run/nginx.pid", L.env_file, L.error_log]
+    for slot in SLOTS:
+        paths.append(L.pidfile(slot))
+        if not L.bind:
+            paths += components(L.socket(slot))
+    for folder in static.values():
+        if folder:
+            paths += components(folder)
+    for rel in (live_rel, failed_rel):
+        if rel and rel.python and rel.venv_bin:
+            paths += components(rel.venv_bin) + components(rel.python)
+    paths = list(dict.fromkeys(paths))
+    stats = _run(h, ("stat", "-c", STAT_FORMAT, "--", *paths)).stdout
+
+    nginx_pid = _text(h, "/run/nginx.pid")
+    pid = F.parse_pid(nginx_pid)
+    ufw = h.which("ufw")
+
+    if systemd:
+        status = {
+            s: _run(h, C.systemctl("show", "-p", "ActiveState", "-p", "SubState", "-p", "Result", L.systemd_instance(s)))
+            for s in SLOTS
+        }
+    else:
+        status = {s: _run(h, C.supervisorctl(T, "status", L.supervisor_program(s))) for s in SLOTS}
+
+    a, srv = cfg.app, cfg.server
+    probe_nginx = u.probe(f"127.0.0.1:{srv.port}", deadline=NGINX_PROBE_DEADLINE, timeout=a.health_timeout)
+    probe_slot = u.probe(L.bind_address(live), deadline=SLOT_PROBE_DEADLINE, timeout=a.health_timeout) if live else None
+
+    return DoctorFacts(
+        config=cfg,
+        config_path=str(project.source),
+        systemd=systemd,
+        nginx_user=nginx_user,
+        nginx_groups=_stdout(h, ("id", "-Gn", nginx_user)),
+        app_groups=_stdout(h, ("id", "-Gn", cfg.user)),
+        clock=_stdout(h, ("date", "+%s %z")),
+        state=state_text,
+        releases=listing,
+        upstream=_text(h, L.nginx_upstream),
+        site=_text(h, L.nginx_site),
+        site_link=_link(h, L.nginx_site_link),
+        nginx_T=_run(h, ("nginx", "-T")),
+        default_servers=_run(h, ("grep", "-RnH", "default_server", "/etc/nginx/sites-enabled", "/etc/nginx/conf.d")).stdout,
+        nginx_pid=nginx_pid,
+        nginx_alive=h.run(C.kill("0", pid), check=False).ok if pid else None,
+        ss_tcp=_stdout(h, ("ss", "-ltnpH")),
+        ss_unix=_stdout(h, ("ss", "-lxnH")),
+        df=_run(h, ("df", "-P", L.base, L.log_dir)).stdout or None,
+        ufw_installed=ufw is not None,
+        ufw=_run(h, ("ufw", "status", "verbose")) if ufw else None,
+        gunicorn_conf=gunicorn_conf,
+        slot_status=status,
+        pids={s: _text(h, L.pidfile(s)) for s in SLOTS},
+        stats=stats,
+        static=static,
+        static_denied=static_denied,
+        gunicorn_log=_stdout(h, ("tail", "-n", str(LOG_LINES), L.error_log)),
+        nginx_log=_stdout(h, ("tail", "-n", str(LOG_LINES), L.nginx_error_log)),
+        probe_nginx=probe_nginx,
+        probe_slot=probe_slot,
+        live=live_rel,
+        failed=failed_rel,
+    )
+
+
+def _resolve_any(host: Executor, path: str) -> str | None:
+    """`readlink -f path`, even when the last component is missing (a static folder the release lacks)."""
+    out = (_stdout(host, ("readlink", "-f", "--", path)) or "").strip()
+    return out or None
+
+
+def _link(host: Executor, path: str) -> str | None:
+    """A symlink's target as written, or None when path is not a symlink."""
+    st = host.stat(path)
+    return st.link_target if st is not None and st.is_link else None
+
+
+def doctor(project: Project, host: Executor) -> Report:
+    """Read the host, then explain: findings in request-path order and the cause."""
+    return diagnose(collect(project, host))
