@@ -249,6 +249,9 @@ class UfwStatus:
     rules: tuple[UfwRule, ...]
 
 
+_UFW_RULE = re.compile(r"^(?:\[\s*\d+\]\s*)?(.+?)\s+((?:ALLOW|DENY|REJECT|LIMIT)(?:\s+(?:IN|OUT|FWD))?)\s+(.+?)(?:\s+#.*)?$")
+
+
 def parse_ufw_status(text: str | None) -> UfwStatus | None:
     """`ufw status verbose`; None when the output has no Status line (error, not root)."""
     active = None
@@ -266,9 +269,10 @@ def parse_ufw_status(text: str | None) -> UfwStatus | None:
         elif line.startswith("--"):
             in_table = True
         elif in_table and line:
-            cols = re.split(r"\s{2,}", line)
-            if len(cols) >= 3:
-                rules.append(UfwRule(to=cols[0], action=cols[1].upper(), source=cols[2], line=" ".join(line.split())))
+            # Columns are padded, but a long To (an app profile) leaves a single space.
+            m = _UFW_RULE.match(line)
+            if m:
+                rules.append(UfwRule(to=m.group(1), action=" ".join(m.group(2).split()), source=m.group(3), line=" ".join(line.split())))
     if active is None:
         return None
     return UfwStatus(active=active, default_incoming=default, rules=tuple(rules))

@@ -63,6 +63,8 @@ _MISSING = 3  # exit code of the file scripts for "no such file"
 _LOCK_BUSY = 75  # exit code of the lock script when another process holds the lock
 _TIMEOUT_RC = 124  # what LocalExecutor (and coreutils `timeout`) report for a timeout
 _TIMEOUT_GRACE = 5.0  # seconds between TERM and KILL for a timed-out command
+# OpenSSH's MaxSessions defaults to 10 channels per connection; a held lock takes one.
+_MAX_CHANNELS = 8
 
 
 # ---------------------------------------------------------------------------
@@ -367,6 +369,7 @@ class SSHExecutor(Executor):
         self._conn: Any = None
         self._jumps: list[Any] = []
         self._conn_lock: asyncio.Lock | None = None
+        self._channels: asyncio.Semaphore | None = None
         self._locks: set[_SSHLock] = set()
         self._sudo_checked = False
         self._closed = False
@@ -667,6 +670,14 @@ class SSHExecutor(Executor):
         import asyncssh
 
         conn = await self._connection()
+        if self._channels is None:
+            self._channels = asyncio.Semaphore(_MAX_CHANNELS)
+        async with self._channels:
+            return await self._aexec_channel(conn, argv, command, input, timeout)
+
+    async def _aexec_channel(self, conn, argv, command: str, input: bytes | None, timeout: float | None):
+        import asyncssh
+
         try:
             proc = await conn.create_process(command, encoding=None)
             if input:

@@ -11,6 +11,7 @@ import pwd
 import re
 import shutil
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -199,6 +200,87 @@ def test_browser_shows_image_with_text_below(deployed):
     assert "Ave Caesar" in text["t"]
     assert text["top"] >= img["bottom"]
     assert (OUTPUT / "sample-app.png").stat().st_size > 1000
+
+
+def raw_request(data: bytes, timeout: float = 5.0) -> tuple[bytes, bytes]:
+    """Send raw bytes to nginx; return (status line, whole answer)."""
+    with socket.create_connection(("127.0.0.1", 80), timeout=timeout) as s:
+        s.sendall(data)
+        chunks = []
+        try:
+            while chunk := s.recv(65536):
+                chunks.append(chunk)
+        except (ConnectionResetError, TimeoutError):
+            pass
+    answer = b"".join(chunks)
+    return answer.split(b"\r\n", 1)[0], answer
+
+
+SOURCE_MARKERS = (b"Flask(__name__)", b"import ", b"render_template")
+
+
+@pytest.mark.parametrize(
+    "path, status",
+    [
+        # Traversal out of the static alias, raw and encoded: nginx normalises the URI first,
+        # so these reach the app as /main.py, which it does not serve (the app's own 404).
+        (b"/static/../main.py", b"HTTP/1.1 404 NOT FOUND"),
+        (b"/static..%2fmain.py", b"HTTP/1.1 404 NOT FOUND"),
+        (b"/static/..%2fmain.py", b"HTTP/1.1 404 NOT FOUND"),
+        (b"/static/%2e%2e/main.py", b"HTTP/1.1 404 NOT FOUND"),
+        (b"/static../main.py", b"HTTP/1.1 404 NOT FOUND"),
+        # Dotfiles never leave nginx (its own 404).
+        (b"/.env", b"HTTP/1.1 404 Not Found"),
+        (b"/.git/config", b"HTTP/1.1 404 Not Found"),
+        (b"/static/.env", b"HTTP/1.1 404 Not Found"),
+        # NUL and control bytes are refused by nginx's parser.
+        (b"/a%00b", b"HTTP/1.1 400 Bad Request"),
+        (b"/a\x00b", b"HTTP/1.1 400 Bad Request"),
+        (b"/a\x01b", b"HTTP/1.1 400 Bad Request"),
+    ],
+)
+def test_attack_paths_get_a_harmless_answer(deployed, path, status):
+    line, answer = raw_request(b"GET " + path + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert line == status
+    assert not any(m in answer for m in SOURCE_MARKERS)
+
+
+def test_oversized_body_is_refused_by_nginx(deployed):
+    line, _ = raw_request(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 20000000\r\nConnection: close\r\n\r\n")
+    assert line == b"HTTP/1.1 413 Request Entity Too Large"
+
+
+def test_forged_host_gets_the_default_app_and_no_proxy_header_trust(deployed):
+    line, answer = raw_request(
+        b"GET / HTTP/1.1\r\nHost: evil.example\r\nX-Forwarded-Host: evil.example\r\nConnection: close\r\n\r\n"
+    )
+    # The sample app is the configured default server: a forged Host reaches it, never another app,
+    # and the answer carries no link to the forged host.
+    assert line == b"HTTP/1.1 200 OK" and b"Ave Caesar" in answer and b"evil.example" not in answer
+    assert b"Server: nginx\r\n" in answer  # server_tokens off: no version
+
+
+def test_slow_headers_are_cut_off(deployed):
+    """A client sending its headers a byte at a time is dropped by client_header_timeout (10 s)."""
+    t0 = time.monotonic()
+    closed_after = None
+    with socket.create_connection(("127.0.0.1", 80), timeout=2) as s:
+        for byte in b"GET / HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + b"a" * 40:
+            try:
+                s.sendall(bytes([byte]))
+                s.settimeout(0.5)
+                if s.recv(1024) == b"":
+                    closed_after = time.monotonic() - t0
+                    break
+            except (TimeoutError, socket.timeout):
+                pass
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - t0
+                break
+            if time.monotonic() - t0 > 20:
+                break
+    assert closed_after is not None, "nginx kept a byte-a-second client for 20 s"
+    assert 8 < closed_after < 15
 
 
 def test_broken_release_keeps_the_old_one_serving(deployed, tmp_path):
