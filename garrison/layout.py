@@ -190,6 +190,12 @@ class ToolLayout:
     def venv(self) -> str:
         return self.p("/opt/garrison/venv")
 
+    def catchall_site(self, port: int) -> str:
+        return self.p(f"/etc/nginx/sites-available/garrison-catchall-{port}.conf")
+
+    def catchall_link(self, port: int) -> str:
+        return self.p(f"/etc/nginx/sites-enabled/garrison-catchall-{port}.conf")
+
     @property
     def exec_helper(self) -> str:
         return self.p("/opt/garrison/bin/garrison-exec")

@@ -281,11 +281,15 @@ class LabHost:
         self.host_key_pub = self.exec("cat", f"{LAB_SSH_DIR}/ssh_host_ed25519_key.pub").stdout.decode().strip()
         deadline = time.monotonic() + timeout
         time.sleep(0.1)
-        while not self.lab._pid_file_fresh(self) or not _port_open(self.address, 22):
+        while not self._sshd_running() or not _port_open(self.address, 22):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"sshd on lab host {self.name} did not come back")
             time.sleep(0.02)
         return self.host_key_pub
+
+    def _sshd_running(self) -> bool:
+        """The pid in /run/sshd.pid is alive (the killed sshd's pid is not, until the new one writes)."""
+        return self.sh('kill -0 "$(cat /run/sshd.pid 2>/dev/null)" 2>/dev/null', check=False).returncode == 0
 
     def stop(self) -> None:
         """Kill the namespace's PID 1 (which kills everything in it), delete its netns, folders."""
@@ -489,10 +493,6 @@ class HostLab:
             time.sleep(0.005)
         raise RuntimeError("unshare did not start its namespace")
 
-    def _pid_file_fresh(self, host: LabHost) -> bool:
-        res = host.exec("sh", "-c", 'kill -0 "$(cat /run/sshd.pid)"', check=False)
-        return res.returncode == 0
-
     # -- helpers for tests ------------------------------------------------------
 
     def known_hosts(self, hosts: list[LabHost], path: Path | None = None, port: int = 22) -> Path:
@@ -509,11 +509,17 @@ class HostLab:
         return key
 
     def fetch_deb(self, package: str) -> Path | None:
-        """The package's .deb for this machine's distribution (apt-get download, cached), or None."""
+        """The package's .deb for this machine's distribution, or None.
+
+        From DEB_CACHE, else `apt-get download` (the distribution's mirror) into
+        it, unless GARRISON_LAB_OFFLINE=1. Nothing is installed on the machine.
+        """
         os.makedirs(DEB_CACHE, exist_ok=True)
         found = sorted(Path(DEB_CACHE).glob(f"{package}_*.deb"))
         if found:
             return found[-1]
+        if os.environ.get("GARRISON_LAB_OFFLINE") == "1":
+            return None
         try:
             res = subprocess.run(
                 ("apt-get", "download", package), cwd=DEB_CACHE, capture_output=True, timeout=90
@@ -541,14 +547,30 @@ class HostLab:
             pass
 
 
+_SHARED: HostLab | None = None
+_SHARED_USERS = 0
+
+
 @pytest.fixture(scope="session")
 def hostlab():
-    """Session-wide factory of disposable servers: hostlab.host("a") -> LabHost."""
+    """Session-wide factory of disposable servers: hostlab.host("a") -> LabHost.
+
+    One lab per process even when several test modules import this fixture
+    (each import is its own fixture definition): they share it, and the last
+    one to finish closes it.
+    """
+    global _SHARED, _SHARED_USERS
     reason = lab_unavailable_reason()
     if reason:
         pytest.skip(reason)
-    lab = HostLab()
+    if _SHARED is None or _SHARED._closed:
+        _SHARED = HostLab()
+    lab = _SHARED
+    _SHARED_USERS += 1
     try:
         yield lab
     finally:
-        lab.close()
+        _SHARED_USERS -= 1
+        if _SHARED_USERS == 0:
+            lab.close()
+            _SHARED = None

@@ -6,6 +6,7 @@ recorded outputs, including empty and malformed ones).
 
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -129,3 +130,17 @@ def count_nginx_draining(ps_output: str, master: int | None) -> int:
         if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) == master:
             n += parts[2].strip() == "nginx: worker process is shutting down"
     return n
+
+
+def default_server_files(configs: dict[str, str], port: int) -> list[str]:
+    """Files with a `listen ... default_server` on `port` (nginx picks them for unknown hosts)."""
+    found = []
+    for path, text in configs.items():
+        code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
+        for statement in re.split(r"[;{}]", code):
+            words = statement.split()
+            if len(words) >= 2 and words[0] == "listen" and "default_server" in words[2:]:
+                if words[1].rsplit(":", 1)[-1] == str(port):
+                    found.append(path)
+                    break
+    return found

@@ -352,8 +352,6 @@ class SSHExecutor(Executor):
         refuses further commands instead of deploying without the lock.
         """
         self.address = address
-        self._user_arg = user
-        self._port_arg = port
         self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
         self.trust_on_first_use = trust_on_first_use
         config = os.path.expanduser(ssh_config) if ssh_config else None

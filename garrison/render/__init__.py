@@ -115,3 +115,17 @@ def nginx_check_main(main_conf: str, enabled_dir: str, check_dir: str) -> str | 
     if needle not in main_conf:
         return None
     return main_conf.replace(needle, check_dir.rstrip("/") + "/")
+
+
+def nginx_catchall(port: int, ipv6: bool) -> str:
+    """The site that answers unknown hosts when no site is the default: no answer at all (444)."""
+    listen6 = f"    listen [::]:{port} default_server;\n" if ipv6 else ""
+    return (
+        "# Garrison: a request for a name no site serves gets no answer (444), never a random app.\n"
+        "server {\n"
+        f"    listen {port} default_server;\n{listen6}"
+        "    server_name _;\n"
+        "    access_log off;\n"
+        "    return 444;\n"
+        "}\n"
+    )

@@ -110,6 +110,13 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
         if state.get("default_site_disabled") and h.exists("/etc/nginx/sites-available/default"):
             h.ensure_symlink("/etc/nginx/sites-available/default", "/etc/nginx/sites-enabled/default")
             removed.append("restored the distribution's default site")
+        left = h.run(("find", "/etc/nginx/garrison", "-name", "*.upstream.conf"), check=False).stdout.split()
+        if not left:
+            # The last Garrison app is gone: its catch-all sites go too.
+            for port in {cfg.server.port}:
+                for path in (u.tool.catchall_link(port), u.tool.catchall_site(port)):
+                    if h.remove(path):
+                        removed.append(path)
         if removed and u.nginx_running(facts):
             res = h.run(C.nginx_test(), check=False)
             if res.ok:

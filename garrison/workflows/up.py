@@ -618,6 +618,8 @@ class Up:
                 name = posixpath.basename(entry)
                 if name == posixpath.basename(L.nginx_site_link) or (disable_default and name == "default"):
                     continue
+                if self.cfg.server.default and entry == self.tool.catchall_link(self.cfg.server.port):
+                    continue
                 h.run(("ln", "-s", entry, posixpath.join(check_dir, name)))
             h.write_file(posixpath.join(check_dir, posixpath.basename(L.nginx_site_link)), site_text.encode())
             main_path = f"/etc/nginx/.garrison-check-{self.cfg.app.name}.conf"
@@ -651,6 +653,7 @@ class Up:
                     h.remove(default_link)
                     state["default_site_disabled"] = True
                     notes.append("distribution's default site disabled (server.default = true)")
+            notes += self.ensure_catchall(facts, site, disable_default)
             if notes or not self.nginx_running(facts):
                 try:
                     notes.append(self.nginx_apply(facts))
@@ -660,6 +663,35 @@ class Up:
                     raise
                 st.status = CHANGED
             st.detail = "; ".join(notes) if notes else "site unchanged, nginx running"
+
+    def enabled_configs(self) -> dict[str, str]:
+        h = self.host
+        listing = h.run(("find", "/etc/nginx/sites-enabled", "/etc/nginx/conf.d", "-mindepth", "1", "-maxdepth", "1"),
+                        check=False).stdout.split()
+        return {p: (h.read_file(p) or b"").decode(errors="replace") for p in listing}
+
+    def ensure_catchall(self, facts: HostFacts, site: str, disable_default: bool) -> list[str]:
+        """Unknown hosts must never land on a random app: when no site is the default
+        server on our port, Garrison's catch-all answers them with 444."""
+        h, T, port = self.host, self.tool, self.cfg.server.port
+        if self.cfg.server.default:
+            # This app is the default server now: the catch-all would be a second one.
+            return ["catch-all removed (this app is the default server)"] if h.remove(T.catchall_link(port)) else []
+        configs = self.enabled_configs()
+        configs[self.L.nginx_site_link] = site
+        others = [p for p in F.default_server_files(configs, port) if p != T.catchall_link(port)]
+        if disable_default:
+            others = [p for p in others if not p.endswith("/default")]
+        notes = []
+        if others:
+            if h.remove(T.catchall_link(port)):
+                notes.append(f"catch-all removed ({others[0]} is the default server)")
+            return notes
+        if h.ensure_file(T.catchall_site(port), R.nginx_catchall(port, facts.ipv6).encode()):
+            notes.append(f"catch-all site: unknown hosts on port {port} get 444")
+        if h.ensure_symlink(T.catchall_site(port), T.catchall_link(port)):
+            notes.append("catch-all enabled")
+        return notes
 
     def ensure_firewall(self) -> None:
         h = self.host

@@ -285,3 +285,30 @@ def test_env_set_reaches_the_app_without_dropping_a_request(app_dir):
             assert "tr0ub4dor" not in conf.read_text(errors="replace"), conf
     assert garrison("env", "unset", "MODE", cwd=app_dir).returncode == 0
     assert try_get("/env/MODE", host=HOST).text == "(unset)"
+
+
+def test_unknown_hosts_never_reach_a_random_app(app_dir):
+    """With no default server on the port (the distribution's default site removed), Garrison's
+    catch-all answers unknown hosts with 444 (no answer at all); zdt never gets them."""
+    default_link = Path("/etc/nginx/sites-enabled/default")
+    had_default = default_link.is_symlink() or default_link.exists()
+    target = os.readlink(default_link) if default_link.is_symlink() else None
+    sample_default = Path("/etc/nginx/sites-enabled/ave_caesar.conf")
+    if sample_default.exists():
+        pytest.skip("the sample app (a configured default server) is deployed here")
+    try:
+        if had_default:
+            default_link.unlink()
+        proc = garrison("up", cwd=app_dir)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "unknown hosts on port 80 get 444" in proc.stdout
+        assert try_get("/", host="unknown.example") is None  # 444: the connection closes unanswered
+        assert version() is not None  # zdt itself still answers for its name
+    finally:
+        if had_default and target:
+            default_link.symlink_to(target)
+    if had_default:
+        proc = garrison("up", cwd=app_dir)
+        assert "catch-all removed" in proc.stdout, proc.stdout
+        r = try_get("/", host="unknown.example")
+        assert r is not None and r.text != version()

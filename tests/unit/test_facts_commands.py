@@ -122,3 +122,15 @@ def test_nginx_workers_and_upstream():
     assert F.parse_upstream_server("# live: blue\nserver unix:/srv/a/run/blue.sock max_fails=0;\n") == "unix:/srv/a/run/blue.sock"
     assert F.parse_upstream_server("server 127.0.0.1:9001;") == "127.0.0.1:9001"
     assert F.parse_upstream_server("") is None
+
+
+def test_default_server_files():
+    configs = {
+        "/etc/nginx/sites-enabled/default": "server {\n\tlisten 80 default_server;\n\tlisten [::]:80 default_server;\n}\n",
+        "/etc/nginx/sites-enabled/shop.conf": "server {\n    listen 80;\n    server_name shop;\n}\n",
+        "/etc/nginx/sites-enabled/alt.conf": "server { listen 8080 default_server; }\n",
+        "/etc/nginx/conf.d/x.conf": "# listen 80 default_server;\n",
+    }
+    assert F.default_server_files(configs, 80) == ["/etc/nginx/sites-enabled/default"]
+    assert F.default_server_files(configs, 8080) == ["/etc/nginx/sites-enabled/alt.conf"]
+    assert F.default_server_files({}, 80) == []
