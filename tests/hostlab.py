@@ -19,6 +19,11 @@ A lab host is what a deploy sees as a fresh Debian server, made in ~0.2 s:
 - a tiny init (the distribution's python3) as the namespace's PID 1: it
   reaps orphans (as a real init does) and restarts sshd if it exits.
 
+Limits: /dev (and /dev/shm) is the machine's; the overlays' lower layers are
+the machine's live folders, so a file another process changes there shows
+through in a host unless the host wrote its own copy. The hosts have no route
+out (apt and pip inside need local .debs / a wheelhouse: see fetch_deb).
+
 Cleanup always happens: the fixture finalizer and an atexit hook kill every
 host's namespace PID 1 by PID (that kills the whole namespace), delete the
 namespaces and the bridge and remove the temp folder. If the pytest process

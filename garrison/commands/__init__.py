@@ -102,3 +102,12 @@ def ufw_allow(rule: str) -> tuple[str, ...]:
 
 def kill(signal: str, pid: int) -> tuple[str, ...]:
     return ("kill", f"-{signal}", str(pid))
+
+
+def certbot_certonly(names: Iterable[str], webroot: str, email: str) -> tuple[str, ...]:
+    """Obtain a certificate through nginx's webroot (HTTP-01): nginx keeps serving."""
+    domains = [arg for n in names for arg in ("-d", n)]
+    return (
+        "certbot", "certonly", "--webroot", "-w", webroot, *domains, "--non-interactive", "--agree-tos",
+        "-m", email, "--keep-until-expiring", "--cert-name", next(iter(names)),
+    )

@@ -7,6 +7,7 @@ says where the file was and where the app's code lives. Errors read
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,13 +108,29 @@ def _allowed_keys(parent: tuple[Any, ...]) -> list[str]:
     return list(model.model_fields)
 
 
+_UNION_TAG = re.compile(r"^(literal\[.*\]|[A-Z]\w*|int|str|bool|none|function-.*)$")
+
+
+def _clean(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Errors of a union field (e.g. tls: "letsencrypt" or a table) read as one field's errors:
+    the branch tags leave the key path, and the branch that doesn't fit the value's type goes."""
+    for e in errors:
+        e["loc"] = tuple(p for p in e["loc"] if not (isinstance(p, str) and _UNION_TAG.match(p)))
+    out = []
+    for e in errors:
+        is_literal_branch = e["type"] == "literal_error" and isinstance(e.get("input"), dict)
+        if not is_literal_branch:
+            out.append(e)
+    return out or errors
+
+
 def parse_config(data: dict[str, Any], source: str = "garrison.toml") -> Config:
     """Validate parsed TOML; raise ConfigError with one line per problem."""
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        lines = [f"{source}: {_message(e, {})}" for e in errors]
+        errors = _clean(exc.errors(include_url=False))
+        lines = list(dict.fromkeys(f"{source}: {_message(e, {})}" for e in errors))
         raise ConfigError("\n".join(lines)) from None
 
 

@@ -180,6 +180,20 @@ class Hooks(_Strict):
         return v.strip()
 
 
+class TlsFiles(_Strict):
+    """A certificate and key the user provides (already on the host)."""
+
+    cert: str = Field(description="certificate chain (PEM) on the host, e.g. /etc/ssl/example.com/fullchain.pem")
+    key: str = Field(description="private key (PEM) on the host")
+
+    @field_validator("cert", "key", mode="before")
+    @classmethod
+    def _abs(cls, v: Any) -> str:
+        if not isinstance(v, str) or not SAFE_PATH_RE.match(v) or v.endswith("/"):
+            raise ValueError(f"expected an absolute file path on the host, got {_got(v)}")
+        return v
+
+
 class Server(_Strict):
     """The host side of the app: names, port, user, folders."""
 
@@ -188,6 +202,12 @@ class Server(_Strict):
     default: bool = Field(
         False, description="answer requests for unknown hosts (nginx default_server; disables the distribution's default site)"
     )
+    tls: Literal["letsencrypt"] | TlsFiles | None = Field(
+        None, description='HTTPS: "letsencrypt" (certbot, HTTP-01 webroot) or {cert = "...", key = "..."}; unset: HTTP only'
+    )
+    https_port: int = Field(443, description="HTTPS port when tls is set")
+    hsts_preload: bool = Field(False, description="add `preload` to the HSTS header (opt in: it is hard to undo)")
+    tls_email: str | None = Field(None, description="contact address for Let's Encrypt (required with tls = \"letsencrypt\")")
     user: str | None = Field(None, description="the app's Unix user (default: the app name)")
     base: str | None = Field(None, description="folder of releases, venvs and shared files (default: /srv/<name>)")
 
@@ -201,10 +221,36 @@ class Server(_Strict):
                 raise ValueError(f"expected host names, got {_got(n)}")
         return tuple(v)
 
-    @field_validator("port", mode="before")
+    @field_validator("port", "https_port", mode="before")
     @classmethod
     def _port(cls, v: Any) -> int:
         return _port(v)
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls(cls, v: Any) -> Any:
+        if v is None or v == "letsencrypt" or isinstance(v, dict):
+            return v
+        raise ValueError(f'expected "letsencrypt" or a table {{cert = "...", key = "..."}}, got {_got(v)}')
+
+    @field_validator("tls_email", mode="before")
+    @classmethod
+    def _email(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", v)):
+            raise ValueError(f"expected an e-mail address, got {_got(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _letsencrypt(self) -> "Server":
+        if self.tls == "letsencrypt":
+            if not self.tls_email:
+                raise ValueError('expected tls_email (Let\'s Encrypt needs a contact address) with tls = "letsencrypt"')
+            bad = [n for n in self.names if n in ("localhost", "_") or "*" in n or re.match(r"^[0-9.]+$", n)]
+            if bad:
+                raise ValueError(f'expected public domain names with tls = "letsencrypt" (HTTP-01 can\'t prove "{bad[0]}")')
+        if self.tls is not None and self.https_port == self.port:
+            raise ValueError("expected https_port to differ from port")
+        return self
 
     @field_validator("user", mode="before")
     @classmethod

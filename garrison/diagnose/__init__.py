@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 # gunicorn's own lines that mean "this slot will not come up by waiting".
 BOOT_FAILURE_MARKERS = (
+    "Failed to find application object",
+    "Application object must be callable",
     "Worker failed to boot",
     "App failed to load",
     "Exception in worker process",
@@ -53,7 +55,8 @@ def boot_failure(log_text: str) -> BootFailure | None:
     if not summary:
         # gunicorn's own one-line errors, e.g. "Failed to find attribute 'app' in 'main'."
         for ln in lines[start:]:
-            for m in ("Failed to find attribute", "Failed to parse", "Error: class uri", "App failed to load"):
+            for m in ("Failed to find application object", "Application object must be callable",
+                      "Failed to find attribute", "Failed to parse", "Error: class uri", "App failed to load"):
                 if m in ln:
                     return BootFailure(summary=_LOG_PREFIX.sub("", ln).strip(), traceback=())
         return BootFailure(summary="gunicorn's workers failed to boot (see the error log)", traceback=tuple(lines[start : start + 20]))

@@ -37,13 +37,14 @@ from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
 
 Status = Literal["ok", "warn", "fail", "unknown"]
 Hop = Literal["client", "nginx", "upstream", "gunicorn", "app"]
-HOPS: tuple[str, ...] = ("client", "nginx", "upstream", "gunicorn", "app")
+HOPS: tuple[Hop, ...] = ("client", "nginx", "upstream", "gunicorn", "app")
 
 UP = "garrison up"
 NGINX_PID = "/run/nginx.pid"  # Debian's nginx.conf: `pid /run/nginx.pid;`
 DISK_FAIL_PERCENT = 98
 DISK_WARN_PERCENT = 90
-# What gunicorn's own boot needs; a fix reinstalls it the way `garrison up` does.
+# What `garrison up` installs into every venv (garrison.workflows.up.GUNICORN_SPEC;
+# repeated here because the pure layers don't import workflows, and a test keeps them equal).
 GUNICORN_SPEC = "gunicorn[gevent]>=23"
 
 
@@ -53,7 +54,7 @@ class Finding:
     status: Status
     evidence: str
     fix: str
-    hop: str
+    hop: Hop
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,13 @@ class Report:
         return http is not None and http.status == "ok" and not any(f.status == "fail" for f in self.findings)
 
 
-def _f(check: str, hop: str, status: Status, evidence: str, fix: str = "") -> Finding:
-    return Finding(check=check, status=status, evidence=evidence, fix=fix if status != "ok" else "", hop=hop)
+def _one_line(text: str) -> str:
+    """Quoted host output can span lines; a finding shows one."""
+    return re.sub(r"\s*\n\s*", " ", text.strip())
+
+
+def _f(check: str, hop: Hop, status: Status, evidence: str, fix: str = "") -> Finding:
+    return Finding(check=check, status=status, evidence=_one_line(evidence), fix=_one_line(fix) if status != "ok" else "", hop=hop)
 
 
 # ---- shared readings of the facts -----------------------------------------------
@@ -180,13 +186,25 @@ def _exec_failed(out: F.Output) -> bool:
 _FRAME = re.compile(r'^File "([^"<]+)", line (\d+)')
 
 
-def _exception_line(out: F.Output) -> str:
-    """The exception a traceback ends with, and the innermost file:line it names."""
+def _frames(out: F.Output) -> list[tuple[str, str]]:
+    """(file, line) of every frame of a traceback, outermost first (<frozen …> and <string> left out)."""
+    return [(m.group(1), m.group(2)) for m in map(_FRAME.match, (ln.strip() for ln in (out.stderr or out.stdout).splitlines())) if m]
+
+
+def _blame(out: F.Output, release: str | None = None) -> tuple[str, str] | None:
+    """The frame to blame: the innermost one in the app's own code, else the innermost one."""
+    frames = _frames(out)
+    mine = [f for f in frames if release and f[0].startswith(release.rstrip("/") + "/")]
+    return (mine or frames or [None])[-1]
+
+
+def _exception_line(out: F.Output, release: str | None = None) -> str:
+    """The exception a traceback ends with, and where (in the app's code when it can)."""
     lines = [ln.strip() for ln in (out.stderr or out.stdout).splitlines() if ln.strip()]
     if not lines:
         return f"exit status {out.rc} and no output"
-    frames = [m for m in map(_FRAME.match, lines) if m]
-    return lines[-1] + (f" ({frames[-1].group(1)}:{frames[-1].group(2)})" if frames else "")
+    where = _blame(out, release)
+    return lines[-1] + (f" ({where[0]}:{where[1]})" if where else "")
 
 
 # ---- client ---------------------------------------------------------------------
@@ -298,6 +316,33 @@ def _ours(facts: F.DoctorFacts, message: F.NginxMessage) -> bool:
     return any(f'"{p}/' in message.text for p in (L.log_dir, L.base, L.etc_dir))
 
 
+def _duplicate_default(facts: F.DoctorFacts, bad: F.NginxMessage, test: str) -> Finding:
+    """Two sites claim default_server on one address: say which one to change.
+
+    nginx names the second one it read. When that is our site (server.default
+    = true), the other holder is found in the `grep default_server` output.
+    """
+    L = _L(facts)
+    distro = "/etc/nginx/sites-enabled/default"
+    if not _ours(facts, bad):
+        where, holder = f"{bad.file}:{bad.line}", bad.file
+    else:
+        others = [
+            h for h in F.parse_grep(facts.default_servers)
+            if h.file not in (L.nginx_site, L.nginx_site_link) and h.text.startswith("listen")
+        ]
+        foreign = [h for h in others if h.file != distro] or others
+        where = f"{foreign[0].file}:{foreign[0].line}" if foreign else "the other site that has it"
+        holder = foreign[0].file if foreign else distro
+    if facts.config.server.default and holder == distro:
+        # `garrison up` disables the distribution's default site when server.default is set.
+        return _f("nginx_config", "nginx", "fail", bad.raw, UP)
+    return _f(
+        "nginx_config", "nginx", "fail", bad.raw,
+        f"remove `default_server` from the listen in {where} (only one site may have it), then run {test}",
+    )
+
+
 def check_nginx_config(facts: F.DoctorFacts) -> Finding:
     out = facts.nginx_T
     if out is None:
@@ -314,21 +359,7 @@ def check_nginx_config(facts: F.DoctorFacts) -> Finding:
     apply = _reload(facts) if facts.nginx_alive else ("systemctl start nginx" if facts.systemd else "nginx")
     test = f"`nginx -t && {apply}`"
     if "duplicate default server" in bad.text:
-        L = _L(facts)
-        others = [
-            h for h in F.parse_grep(facts.default_servers)
-            if h.file not in (L.nginx_site, L.nginx_site_link) and h.text.startswith("listen")
-        ]
-        distro = "/etc/nginx/sites-enabled/default"
-        if facts.config.server.default and (not others or all(h.file == distro for h in others)):
-            # `garrison up` disables the distribution's default site when server.default is set.
-            return _f("nginx_config", "nginx", "fail", bad.raw, UP)
-        other = others[0] if others else None
-        where = f"{other.file}:{other.line}" if other else "the other site that has it"
-        return _f(
-            "nginx_config", "nginx", "fail", bad.raw,
-            f"remove `default_server` from the listen in {where} (only one site may have it), then run {test}",
-        )
+        return _duplicate_default(facts, bad, test)
     if _ours(facts, bad):
         # Garrison's own files: `up` renders them again from garrison.toml.
         return _f("nginx_config", "nginx", "fail", bad.raw, UP)
@@ -440,7 +471,7 @@ def check_static(facts: F.DoctorFacts) -> Finding:
             rec = blocked[1]
             assert rec is not None
             inside = rec.path == folder or rec.path.startswith(folder + "/")
-            denied = _recent_nginx(facts, "(13: Permission denied)")
+            denied = _recent_nginx(facts, 'open() "', "(13: Permission denied)")
             ev = f"{rec.ls()}: {user} (groups {', '.join(groups or ('?',))}) can't enter it"
             if denied:
                 ev += f"; nginx: {F.short_nginx_line(denied[-1])}"
@@ -586,7 +617,7 @@ def check_slot_running(facts: F.DoctorFacts) -> Finding:
             "slot_running", "gunicorn", "fail", f"supervisord is not running: {st.line}",
             f"mkdir -p {T.run_dir} && {_q(C.supervisord(T))}",
         )
-    if st.state == "NO_SUCH_PROCESS" or not live:
+    if st.state in ("NO_SUCH_PROCESS", "MANAGER_MISSING") or not live:
         return _f("slot_running", "gunicorn", "fail", st.line if live else f"no slot runs: {st.line}", UP)
     if st.stopped:
         return _f("slot_running", "gunicorn", "fail", st.line, _slot_command(facts, "start", slot))
@@ -712,8 +743,8 @@ def _gevent_failure(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None
     if rel.has_pip:
         install = f"{venv}/bin/pip install '{GUNICORN_SPEC}'"
     else:
-        # Venvs built by uv have no pip: install with the uv of Garrison's own venv.
-        install = f"{ToolLayout().venv}/bin/uv pip install --python {venv}/bin/python '{GUNICORN_SPEC}'"
+        # Venvs built by uv have no pip: install with the uv of Garrison's own venv, as `up` does.
+        install = f"UV_CACHE_DIR=/var/cache/garrison/uv UV_NATIVE_TLS=1 {ToolLayout().venv}/bin/uv pip install --python {venv}/bin/python '{GUNICORN_SPEC}'"
     return _f("gevent", "gunicorn", "fail", f"worker_class gevent, but in {venv}: {_exception_line(out)}", f"{install} && {UP}")
 
 
@@ -737,9 +768,15 @@ def _import_failure(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None
     out = rel.import_check
     if out is None or out.ok or _exec_failed(out) or out.rc == 124:
         return None
+    where = _blame(out, rel.path)
+    if where and where[0].startswith(rel.path + "/"):
+        # The same relative path in the app's folder, which is what a deploy copies.
+        what = f"fix {posixpath.relpath(where[0], rel.path)} line {where[1]} in the app's code"
+    else:
+        what = "fix that error in the app's code (or its requirements)"
     return _f(
-        "app_import", "app", "fail", f"{facts.config.app.entry} in {rel.path}: {_exception_line(out)}",
-        f"fix that error in the app's code, then run `{UP}`",
+        "app_import", "app", "fail", f"{facts.config.app.entry} in {rel.path}: {_exception_line(out, rel.path)}",
+        f"{what}, then run `{UP}`",
     )
 
 
@@ -841,7 +878,7 @@ def _run(rule: Rule, facts: F.DoctorFacts) -> Finding:
         return rule(facts)
     except Exception as exc:  # a parser's blind spot must not hide the other findings
         name = rule.__name__.removeprefix("check_")
-        return Finding(name, "unknown", f"the check itself failed on these facts: {type(exc).__name__}: {exc}", "", "client")
+        return _f(name, "client", "unknown", f"the check itself failed on these facts: {type(exc).__name__}: {exc}")
 
 
 def cause_of(findings: tuple[Finding, ...], facts: F.DoctorFacts) -> Finding | None:
@@ -859,15 +896,15 @@ def cause_of(findings: tuple[Finding, ...], facts: F.DoctorFacts) -> Finding | N
     passed = [f.check for f in findings if f.status in ("ok", "warn") and f.check not in PROBES]
     unsure = [f.check for f in findings if f.status == "unknown" and f.check not in PROBES]
     probes = "; ".join(f.evidence for f in findings if f.check in PROBES)
-    return Finding(
-        check="cause",
-        status="unknown",
-        evidence=(
+    return _f(
+        "cause",
+        broken[-1].hop,
+        "unknown",
+        (
             f"cause unknown: {probes}; these checks pass: {', '.join(passed) or 'none'}"
             + (f"; could not check: {', '.join(unsure)}" if unsure else "")
         ),
-        fix=f"read what nginx and the app logged: `tail -n 50 {L.nginx_error_log} {L.error_log}`",
-        hop=broken[-1].hop,
+        f"read what nginx and the app logged: `tail -n 50 {L.nginx_error_log} {L.error_log}`",
     )
 
 

@@ -568,8 +568,8 @@ def parse_gunicorn_setting(conf: str | None, name: str) -> str | None:
 
 @dataclass(frozen=True)
 class SlotState:
-    state: str  # RUNNING, STOPPED, BACKOFF, FATAL, EXITED, STARTING (supervisord names);
-    # NO_SUCH_PROCESS, MANAGER_DOWN; or systemd's ActiveState (active, inactive, failed, activating)
+    state: str  # RUNNING, STOPPED, BACKOFF, FATAL, EXITED, STARTING (supervisord's names);
+    # NO_SUCH_PROCESS, MANAGER_DOWN, MANAGER_MISSING; or systemd's ActiveState (active, inactive, failed, activating)
     line: str  # what the manager said, for evidence
 
     @property
@@ -592,6 +592,8 @@ def parse_supervisor_status(text: str | None) -> SlotState | None:
             return SlotState("NO_SUCH_PROCESS", line)
         if line.startswith(("unix://", "http://")) or "refused connection" in line or "SHUTDOWN_STATE" in line:
             return SlotState("MANAGER_DOWN", line)
+        if "could not find config file" in line:
+            return SlotState("MANAGER_MISSING", line)
         words = line.split()
         if len(words) >= 2 and words[1].isupper():
             return SlotState(words[1], line)

@@ -11,6 +11,7 @@ usage: python3 -c SOURCE TARGET PATH HOST DEADLINE_S TIMEOUT_S
 import http.client
 import json
 import socket
+import ssl
 import sys
 import time
 
@@ -29,6 +30,11 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 def once(target, path, host, timeout):
     if target.startswith("unix:"):
         conn = UnixHTTPConnection(target[5:], timeout)
+    elif target.startswith("https://"):
+        # A reachability check from the host itself: the certificate is for the public name.
+        h, _, p = target[len("https://"):].rpartition(":")
+        ctx = ssl._create_unverified_context()
+        conn = http.client.HTTPSConnection(h, int(p), timeout=timeout, context=ctx)
     else:
         h, _, p = target.rpartition(":")
         conn = http.client.HTTPConnection(h.strip("[]"), int(p), timeout=timeout)

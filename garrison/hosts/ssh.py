@@ -52,9 +52,10 @@ from typing import Any, Mapping, Sequence
 
 from garrison.errors import CommandFailed, HostError, LockHeld
 from garrison.hosts import Executor, HostLock, Result, Stat
+from garrison.hosts.local import HOST_PATH  # the same PATH for commands as the local executor
 
-# The same PATH the local executor gives commands (what a server's root shell has).
-HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+__all__ = ["SSHExecutor", "command_line", "command_argv", "HOST_PATH"]
+
 DEFAULT_LOCALE = "C.UTF-8"
 
 _KNOWN_HOSTS_DEFAULT = "~/.ssh/known_hosts"

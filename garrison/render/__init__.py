@@ -39,8 +39,30 @@ def _render(name: str, cfg: Config | None, layout: Layout | None, **extra: objec
     return _env().get_template(name).render(ctx)
 
 
-def nginx_site(cfg: Config, layout: Layout, *, ipv6: bool = True) -> str:
-    return _render("nginx_site.conf.j2", cfg, layout, ipv6=ipv6)
+ACME_ROOT = "/var/lib/garrison/acme"
+
+
+def letsencrypt_dir(cfg: Config) -> str:
+    return f"/etc/letsencrypt/live/{cfg.server.names[0]}"
+
+
+def tls_settings(cfg: Config) -> dict[str, object] | None:
+    """What the HTTPS server block needs, or None for HTTP only."""
+    tls = cfg.server.tls
+    if tls is None:
+        return None
+    if tls == "letsencrypt":
+        live = letsencrypt_dir(cfg)
+        return {"cert": f"{live}/fullchain.pem", "key": f"{live}/privkey.pem", "chain": f"{live}/chain.pem", "stapling": True}
+    return {"cert": tls.cert, "key": tls.key, "chain": "", "stapling": False}
+
+
+def nginx_site(cfg: Config, layout: Layout, *, ipv6: bool = True, acme_bootstrap: bool = False) -> str:
+    """The app's site. With `acme_bootstrap`, the HTTP-only site that serves the first
+    Let's Encrypt challenge before any certificate exists."""
+    tls = None if acme_bootstrap else tls_settings(cfg)
+    return _render("nginx_site.conf.j2", cfg, layout, ipv6=ipv6, tls=tls, acme_bootstrap=acme_bootstrap,
+                   acme_root=layout.p(ACME_ROOT))
 
 
 def nginx_upstream(cfg: Config, layout: Layout, slot: str) -> str:

@@ -191,7 +191,7 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
         nginx_alive=h.run(C.kill("0", pid), check=False).ok if pid else None,
         ss_tcp=_stdout(h, ("ss", "-ltnpH")),
         ss_unix=_stdout(h, ("ss", "-lxnH")),
-        df=_run(h, ("df", "-P", L.base, L.log_dir)).stdout or None,
+        df=_run(h, ("df", "-P", _existing(h, L.base), _existing(h, L.log_dir))).stdout or None,
         ufw_installed=ufw is not None,
         ufw=_run(h, ("ufw", "status", "verbose")) if ufw else None,
         gunicorn_conf=gunicorn_conf,
@@ -213,6 +213,13 @@ def _resolve_any(host: Executor, path: str) -> str | None:
     """`readlink -f path`, even when the last component is missing (a static folder the release lacks)."""
     out = (_stdout(host, ("readlink", "-f", "--", path)) or "").strip()
     return out or None
+
+
+def _existing(host: Executor, path: str) -> str:
+    """path, or its nearest existing parent: the filesystem it is (or would be) on."""
+    while path != "/" and not host.exists(path):
+        path = posixpath.dirname(path)
+    return path
 
 
 def _link(host: Executor, path: str) -> str | None:

@@ -632,13 +632,60 @@ class Up:
         finally:
             h.remove(check_dir)
 
-    def ensure_site(self, facts: HostFacts, state: dict, live_slot: str) -> None:
+    def preflight(self) -> None:
+        """What can be checked before anything changes, so that a doomed deploy touches nothing."""
+        tls = R.tls_settings(self.cfg)
+        if tls is not None and self.cfg.server.tls != "letsencrypt":
+            for key in ("cert", "key"):
+                if not self.host.exists(str(tls[key])):
+                    raise DeployError(
+                        f"server.tls.{key}: {tls[key]} does not exist on {self.host.name}; copy it there "
+                        "(mode 0600 for the key) or use tls = \"letsencrypt\""
+                    )
+
+    def ensure_tls(self, facts: HostFacts, state: dict, live_slot: str) -> None:
+        """Certificates before the HTTPS site: the user's files, or Let's Encrypt via certbot."""
+        h, s = self.host, self.cfg.server
+        if s.tls is None:
+            return
+        with self.run.step("tls", "certificate for HTTPS") as st:
+            tls = R.tls_settings(self.cfg)
+            assert tls is not None
+            if s.tls != "letsencrypt":
+                for key in ("cert", "key"):
+                    if not h.exists(str(tls[key])):
+                        raise DeployError(
+                            f"server.tls.{key}: {tls[key]} does not exist on {h.name}; copy it there (mode 0600 for the key) "
+                            "or use tls = \"letsencrypt\""
+                        )
+                st.detail = f"using {tls['cert']}"
+                return
+            h.ensure_dir(h_acme := self.L.p(R.ACME_ROOT), mode=0o755)
+            if not h.which("certbot"):
+                h.run(C.apt_install(["certbot"]), env=C.APT_ENV, timeout=1200)
+                st.status = CHANGED
+            hook = "/etc/letsencrypt/renewal-hooks/deploy/garrison-reload-nginx"
+            h.ensure_dir(posixpath.dirname(hook), mode=0o755)
+            if h.ensure_file(hook, b"#!/bin/sh\n# Garrison: serve renewed certificates.\nnginx -t -q && nginx -s reload\n", mode=0o755):
+                st.status = CHANGED
+            if h.exists(str(tls["cert"])):
+                st.detail = f"{tls['cert']} present; certbot renews it (deploy hook reloads nginx)"
+                return
+            # Serve the HTTP-01 challenge from the plain site first, then ask for the certificate.
+            self.ensure_site(facts, state, live_slot, site=R.nginx_site(self.cfg, self.L, ipv6=facts.ipv6, acme_bootstrap=True))
+            res = h.run(C.certbot_certonly(s.names, h_acme, s.tls_email or ""), check=False, timeout=600)
+            if not res.ok:
+                raise DeployError(f"certbot could not obtain a certificate for {', '.join(s.names)}: "
+                                  f"{(res.stderr.strip() or res.stdout.strip()).splitlines()[-1:]}; the site keeps serving HTTP")
+            st.status, st.detail = CHANGED, f"obtained {tls['cert']}"
+
+    def ensure_site(self, facts: HostFacts, state: dict, live_slot: str, site: str | None = None) -> None:
         h, L, s = self.host, self.L, self.cfg.server
         with self.run.step("nginx", f"nginx site {posixpath.basename(L.nginx_site)}") as st:
             notes = []
             if h.ensure_file(L.nginx_upstream, R.nginx_upstream(self.cfg, L, live_slot).encode()):
                 notes.append(f"upstream → {live_slot}")
-            site = R.nginx_site(self.cfg, L, ipv6=facts.ipv6)
+            site = site if site is not None else R.nginx_site(self.cfg, L, ipv6=facts.ipv6)
             default_link = "/etc/nginx/sites-enabled/default"
             disable_default = s.default and h.exists(default_link)
             current = h.read_file(L.nginx_site)
@@ -718,7 +765,8 @@ class Up:
     def check_through_nginx(self) -> None:
         s = self.cfg.server
         with self.run.step("health", f"GET {self.cfg.app.health_path} through nginx") as st:
-            result = self.probe(f"127.0.0.1:{s.port}")
+            target = f"https://127.0.0.1:{s.https_port}" if s.tls else f"127.0.0.1:{s.port}"
+            result = self.probe(target)
             if not result.get("ok"):
                 L = self.L
                 ev = []
@@ -729,7 +777,8 @@ class Up:
                         ev += ["  " + t for t in tail]
                 why = f"HTTP {result['status']}" if result.get("status") else result.get("error")
                 raise DeployError(f"the app does not answer through nginx on port {s.port}: {why}\n" + "\n".join(ev))
-            st.detail = f"HTTP {result['status']} from http://{s.names[0]}:{s.port}{self.cfg.app.health_path}"
+            scheme, port = ("https", s.https_port) if s.tls else ("http", s.port)
+            st.detail = f"HTTP {result['status']} from {scheme}://{s.names[0]}:{port}{self.cfg.app.health_path}"
 
     def prune(self, state: dict) -> None:
         h, L = self.host, self.L
@@ -803,6 +852,7 @@ class Up:
         """Deploy the source tree; or roll back; or, with `restart` (a reason), restart the
         current release blue/green. `locked` runs first under the deploy lock (env changes)."""
         facts = self.check_system()
+        self.preflight()
         self.ensure_tool_venv(facts)
         self.ensure_user_and_folders(facts)
         holder = f"garrison (pid {os.getpid()} on {socket.gethostname()}) since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
@@ -826,6 +876,7 @@ class Up:
             changed = self.ensure_config_files(facts, live or "blue")
             self.ensure_manager(facts, changed.get("supervisord", False))
             live = self.ensure_serving(facts, state, rid, reqhash, live, reason)
+            self.ensure_tls(facts, state, live)
             self.ensure_site(facts, state, live)
             self.write_state(state)
             self.ensure_firewall()

@@ -266,6 +266,7 @@ def test_supervisor_status_lines():
     assert F.parse_supervisor_status(rec("supervisorctl_no_such_process.txt")).state == "NO_SUCH_PROCESS"
     down = F.parse_supervisor_status(rec("supervisorctl_down.txt"))
     assert down.state == "MANAGER_DOWN" and "no such file" in down.line
+    assert F.parse_supervisor_status(rec("supervisorctl_no_config.txt")).state == "MANAGER_MISSING"
     assert F.parse_supervisor_status("") is None and F.parse_supervisor_status(None) is None
     assert F.parse_supervisor_status("garbage") is None
 

@@ -134,3 +134,14 @@ def test_default_server_files():
     assert F.default_server_files(configs, 80) == ["/etc/nginx/sites-enabled/default"]
     assert F.default_server_files(configs, 8080) == ["/etc/nginx/sites-enabled/alt.conf"]
     assert F.default_server_files({}, 80) == []
+
+
+def test_boot_failure_app_object_missing():
+    log = (
+        "[2026-11-24 20:38:18 +0000] [11768] [INFO] Booting worker with pid: 11768\n"
+        "Failed to find application object: 'app'\n"
+        "[2026-11-24 20:38:18 +0000] [11768] [INFO] Worker exiting (pid: 11768)\n"
+        "Traceback (most recent call last):\n"
+        "gunicorn.errors.HaltServer: <HaltServer 'App failed to load.' 4>\n"
+    )
+    assert boot_failure(log).summary == "Failed to find application object: 'app'"
