@@ -379,6 +379,12 @@ class Gunicorn(_Strict):
                 f'expected "address:port" with an IP address and a port below 65535 (the green slot uses port + 1), '
                 f'e.g. "127.0.0.1:9000", got {_got(v)}'
             )
+        ip = ipaddress.ip_address(host.strip("[]"))
+        if not (ip.is_loopback or (ip.is_private and not ip.is_unspecified)):
+            raise ValueError(
+                "expected a loopback or private address: gunicorn must never face the internet "
+                f"(nginx does), got {_got(v)}"
+            )
         return v
 
     @model_validator(mode="after")
@@ -403,6 +409,8 @@ class Nginx(_Strict):
     proxy_send_timeout: int = Field(60, description="seconds to send the request to gunicorn")
     gzip: bool = Field(True, description="compress text responses")
     static_expires: str = Field("7d", description="Cache-Control max-age of static files (nginx time, e.g. 7d, 1h)")
+    rate_limit: str | None = Field(None, description='requests per client address to the app, e.g. "10r/s" (unset: no limit)')
+    rate_limit_burst: int = Field(20, description="requests above the rate a client may burst before getting 429")
 
     @field_validator("client_max_body_size", mode="before")
     @classmethod
@@ -417,6 +425,18 @@ class Nginx(_Strict):
         if not isinstance(v, str) or not re.match(r"^[0-9]+[smhdwMy]?$", v):
             raise ValueError(f'expected an nginx time such as "7d" or "12h", got {_got(v)}')
         return v
+
+    @field_validator("rate_limit", mode="before")
+    @classmethod
+    def _rate(cls, v: Any) -> Any:
+        if v is not None and (not isinstance(v, str) or not re.match(r"^[1-9][0-9]*r/[sm]$", v)):
+            raise ValueError(f'expected an nginx rate such as "10r/s" or "300r/m", got {_got(v)}')
+        return v
+
+    @field_validator("rate_limit_burst", mode="before")
+    @classmethod
+    def _burst(cls, v: Any) -> int:
+        return _positive(v, zero_ok=True)
 
     @field_validator("keepalive_timeout", "proxy_connect_timeout", "proxy_read_timeout", "proxy_send_timeout", mode="before")
     @classmethod

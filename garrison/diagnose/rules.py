@@ -41,11 +41,13 @@ HOPS: tuple[Hop, ...] = ("client", "nginx", "upstream", "gunicorn", "app")
 
 UP = "garrison up"
 NGINX_PID = "/run/nginx.pid"  # Debian's nginx.conf: `pid /run/nginx.pid;`
+DISTRO_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 DISK_FAIL_PERCENT = 98
 DISK_WARN_PERCENT = 90
-# What `garrison up` installs into every venv (garrison.workflows.up.GUNICORN_SPEC;
-# repeated here because the pure layers don't import workflows, and a test keeps them equal).
+# What `garrison up` installs into every venv (garrison.workflows.up.GUNICORN_SPEC, repeated
+# because the pure layers don't import workflows; a test keeps the two equal).
 GUNICORN_SPEC = "gunicorn[gevent]>=23"
+UV_ENV = "UV_CACHE_DIR=/var/cache/garrison/uv UV_NATIVE_TLS=1"  # as `up` runs uv
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        """The app answers 2xx through nginx and nothing fails."""
+        """The app answers 2xx through nginx and nothing fails (warnings allowed)."""
         http = next((f for f in self.findings if f.check == "http"), None)
         return http is not None and http.status == "ok" and not any(f.status == "fail" for f in self.findings)
 
@@ -75,10 +77,10 @@ def _one_line(text: str) -> str:
 
 
 def _f(check: str, hop: Hop, status: Status, evidence: str, fix: str = "") -> Finding:
-    return Finding(check=check, status=status, evidence=_one_line(evidence), fix=_one_line(fix) if status != "ok" else "", hop=hop)
+    return Finding(check, status, _one_line(evidence), _one_line(fix) if status != "ok" else "", hop)
 
 
-# ---- shared readings of the facts -----------------------------------------------
+# ---- shared readings of the facts ----------------------------------------------------
 
 
 def _L(facts: F.DoctorFacts) -> Layout:
@@ -86,7 +88,7 @@ def _L(facts: F.DoctorFacts) -> Layout:
 
 
 def _live_slot(facts: F.DoctorFacts) -> str | None:
-    """The slot the upstream include names (garrison's own definition of "live")."""
+    """The slot the upstream include names (Garrison's own definition of "live")."""
     L = _L(facts)
     server = parse_upstream_server(facts.upstream or "")
     return next((s for s in SLOTS if server == L.upstream_server(s)), None)
@@ -99,8 +101,8 @@ def _stats(facts: F.DoctorFacts) -> dict[str, F.StatRecord] | None:
 def _exists(facts: F.DoctorFacts, path: str) -> bool | None:
     """Whether path exists, proven by its stat record; None when nothing was stat'ed.
 
-    A file's text being None alone does not prove it is missing: it may not
-    have been read. The stat list does.
+    A file's text being None does not prove it missing (it may not have been
+    read); the stat list does.
     """
     stats = _stats(facts)
     return None if stats is None else path in stats
@@ -110,30 +112,30 @@ def _reload(facts: F.DoctorFacts) -> str:
     return "systemctl reload nginx" if facts.systemd else "nginx -s reload"
 
 
-def _q(argv: tuple[str, ...]) -> str:
-    return shlex.join(argv)
-
-
 def _slot_command(facts: F.DoctorFacts, verb: str, slot: str) -> str:
     L = _L(facts)
     if facts.systemd:
-        return _q(C.systemctl(verb, L.systemd_instance(slot)))
-    return _q(C.supervisorctl(ToolLayout(), verb, L.supervisor_program(slot)))
+        return shlex.join(C.systemctl(verb, L.systemd_instance(slot)))
+    return shlex.join(C.supervisorctl(ToolLayout(), verb, L.supervisor_program(slot)))
 
 
 def _toml(facts: F.DoctorFacts, settings: str) -> str:
     return f"in {facts.config_path} set {settings}, then run `{UP}`"
 
 
+def _groups(names: tuple[str, ...] | None) -> str:
+    return ", ".join(names or ("?",))
+
+
 def _nginx_since(facts: F.DoctorFacts) -> float | None:
-    """nginx log lines older than this predate the current config or slot, so they prove nothing now.
+    """nginx log lines older than this predate the current config or slot: they prove nothing now.
 
     The site file changes when its settings do, the include when a slot takes
-    over, the pidfile when the live gunicorn restarts.
+    over, the pidfile when the live gunicorn restarts. Without the host's clock
+    offset nginx's local log times can't be compared at all.
     """
     stats = _stats(facts)
-    clock = F.parse_clock(facts.clock)
-    if stats is None or clock is None:
+    if stats is None or F.parse_clock(facts.clock) is None:
         return None
     L = _L(facts)
     live = _live_slot(facts)
@@ -153,23 +155,25 @@ def _recent_nginx(facts: F.DoctorFacts, *needles: str) -> list[F.NginxLogLine]:
     ]
 
 
-def _master_pid(facts: F.DoctorFacts, slot: str | None) -> int | None:
-    return parse_pid(facts.pids.get(slot)) if slot else None
+def _nginx_said(lines: list[F.NginxLogLine]) -> str:
+    return f"; nginx: {F.short_nginx_line(lines[-1])}" if lines else ""
+
+
+Blocked = tuple[Literal["missing", "blocked", "unknown"], F.StatRecord | None]
 
 
 def _first_blocked(
     stats: dict[str, F.StatRecord], paths: list[str], user: str, groups: tuple[str, ...] | None, last: str
-) -> tuple[str, F.StatRecord | None] | None:
-    """The first path user can't pass: ("missing"|"blocked"|"unknown", record), or None when all pass.
+) -> Blocked | None:
+    """The first of paths that user can't pass, or None when all pass.
 
-    Every folder needs x; the last path needs the permission in `last` ("x", "w", "r" or "").
+    Every folder needs x; the last path needs each permission in `last`.
     """
     for i, path in enumerate(paths):
         rec = stats.get(path)
         if rec is None:
             return ("missing", None) if i == len(paths) - 1 else ("unknown", None)
-        perms = "x" if i < len(paths) - 1 else last
-        for perm in perms:
+        for perm in "x" if i < len(paths) - 1 else last:
             allowed = F.can(rec, user, groups, perm)
             if allowed is None:
                 return ("unknown", rec)
@@ -179,27 +183,23 @@ def _first_blocked(
 
 
 def _exec_failed(out: F.Output) -> bool:
-    """runuser could not start the interpreter at all: that says nothing about the app yet."""
+    """runuser (or env) could not start the interpreter at all: that says nothing about the app yet."""
     return out.rc in (126, 127) or out.stderr.lstrip().startswith("runuser:")
 
 
 _FRAME = re.compile(r'^File "([^"<]+)", line (\d+)')
 
 
-def _frames(out: F.Output) -> list[tuple[str, str]]:
-    """(file, line) of every frame of a traceback, outermost first (<frozen …> and <string> left out)."""
-    return [(m.group(1), m.group(2)) for m in map(_FRAME.match, (ln.strip() for ln in (out.stderr or out.stdout).splitlines())) if m]
-
-
 def _blame(out: F.Output, release: str | None = None) -> tuple[str, str] | None:
-    """The frame to blame: the innermost one in the app's own code, else the innermost one."""
-    frames = _frames(out)
-    mine = [f for f in frames if release and f[0].startswith(release.rstrip("/") + "/")]
-    return (mine or frames or [None])[-1]
+    """(file, line) to blame in a traceback: the innermost frame in the app's own code, else the innermost."""
+    lines = (ln.strip() for ln in (out.stderr or out.stdout).splitlines())
+    frames = [(m.group(1), m.group(2)) for m in map(_FRAME.match, lines) if m]
+    mine = [fr for fr in frames if release and fr[0].startswith(release.rstrip("/") + "/")]
+    return (mine or frames)[-1] if frames else None
 
 
 def _exception_line(out: F.Output, release: str | None = None) -> str:
-    """The exception a traceback ends with, and where (in the app's code when it can)."""
+    """The exception a traceback ends with, and where."""
     lines = [ln.strip() for ln in (out.stderr or out.stdout).splitlines() if ln.strip()]
     if not lines:
         return f"exit status {out.rc} and no output"
@@ -207,7 +207,7 @@ def _exception_line(out: F.Output, release: str | None = None) -> str:
     return lines[-1] + (f" ({where[0]}:{where[1]})" if where else "")
 
 
-# ---- client ---------------------------------------------------------------------
+# ---- client ----------------------------------------------------------------------------
 
 
 def check_http(facts: F.DoctorFacts) -> Finding:
@@ -220,7 +220,7 @@ def check_http(facts: F.DoctorFacts) -> Finding:
     if p.get("ok"):
         return _f("http", "client", "ok", f"{what} → HTTP {p.get('status')}")
     got = f"HTTP {p['status']}" if p.get("status") else (p.get("error") or "no answer")
-    return _f("http", "client", "fail", f"{what} → {got}", "apply the fix of the cause named below, then run `garrison doctor` again")
+    return _f("http", "client", "fail", f"{what} → {got}", "apply the fix of the cause, then run `garrison doctor` again")
 
 
 def check_deployed(facts: F.DoctorFacts) -> Finding:
@@ -248,7 +248,7 @@ def check_firewall(facts: F.DoctorFacts) -> Finding:
     status = F.parse_ufw_status(facts.ufw.stdout if facts.ufw else None)
     if status is None:
         said = (facts.ufw.stderr or facts.ufw.stdout).strip().splitlines()[:1] if facts.ufw else []
-        return _f("firewall", "client", "unknown", f"`ufw status verbose` gave no status{': ' + said[0] if said else ''}")
+        return _f("firewall", "client", "unknown", "`ufw status verbose` gave no status" + (f": {said[0]}" if said else ""))
     if not status.active:
         return _f("firewall", "client", "ok", "ufw: Status: inactive")
     allowed, rule = F.ufw_verdict(status, port)
@@ -256,7 +256,7 @@ def check_firewall(facts: F.DoctorFacts) -> Finding:
         why = rule.line if rule else f"Default: {status.default_incoming} (incoming)"
         return _f("firewall", "client", "ok", f"ufw active; {port}/tcp allowed by: {why}")
     if rule is not None:
-        # A deny that comes first wins in ufw: the allow must go before it.
+        # ufw's first matching rule wins: the allow must go before the deny.
         return _f("firewall", "client", "fail", f"ufw active; {port}/tcp refused by: {rule.line}", f"ufw insert 1 allow {port}/tcp")
     return _f(
         "firewall", "client", "fail",
@@ -265,44 +265,46 @@ def check_firewall(facts: F.DoctorFacts) -> Finding:
     )
 
 
-# ---- nginx ------------------------------------------------------------------------
+# ---- nginx -------------------------------------------------------------------------------
 
 
 def check_disk(facts: F.DoctorFacts) -> Finding:
-    """A full disk breaks every hop after it (nginx's temp files, gunicorn's pid and logs)."""
+    """A full disk breaks every hop after it (nginx's buffers, gunicorn's pidfile and logs): checked first."""
     rows = F.parse_df(facts.df)
     if not rows:
         return _f("disk", "nginx", "unknown", "`df -P` gave no usable output")
     worst = max(rows, key=lambda r: r.used_percent)
     L = _L(facts)
-    where = f"{worst.used_percent}% used on {worst.mount} ({worst.filesystem}), which holds {L.base} or {L.log_dir}"
-    fix = f"free space on {worst.mount}: find what fills it with `du -xh --max-depth=2 {worst.mount} | sort -h | tail -n 20` and delete it"
+    fix = (
+        f"free space on {worst.mount}: find what fills it with "
+        f"`du -xh --max-depth=2 {worst.mount} | sort -h | tail -n 20` and delete it"
+    )
     if worst.used_percent >= DISK_FAIL_PERCENT:
         return _f("disk", "nginx", "fail", f"df -P: {worst.line}", fix)
     if worst.used_percent >= DISK_WARN_PERCENT:
         return _f("disk", "nginx", "warn", f"df -P: {worst.line}", fix)
+    where = f"{worst.used_percent}% used on {worst.mount} ({worst.filesystem}), which holds {L.base} or {L.log_dir}"
     return _f("disk", "nginx", "ok", where)
 
 
 def check_nginx_running(facts: F.DoctorFacts) -> Finding:
     port = facts.config.server.port
     pid = parse_pid(facts.nginx_pid)
-    holders = [ln for ln in F.tcp_listeners(F.parse_ss(facts.ss_tcp), port) if ln.process and ln.process != "nginx"]
-    start = "systemctl start nginx" if facts.systemd else "nginx"
     if pid is None and _exists(facts, NGINX_PID) is not False:
         return _f("nginx_running", "nginx", "unknown", f"{NGINX_PID} was not read")
     if pid is not None and facts.nginx_alive is None:
-        return _f("nginx_running", "nginx", "unknown", f"/run/nginx.pid names {pid}; whether it runs was not checked")
+        return _f("nginx_running", "nginx", "unknown", f"{NGINX_PID} names {pid}; whether it runs was not checked")
+    listeners = F.tcp_listeners(F.parse_ss(facts.ss_tcp), port)
     if pid is not None and facts.nginx_alive:
-        listening = F.tcp_listeners(F.parse_ss(facts.ss_tcp), port)
-        on = f", listening on {listening[0].local}" if listening else ""
-        return _f("nginx_running", "nginx", "ok", f"nginx master pid {pid} (/run/nginx.pid){on}")
-    why = "/run/nginx.pid does not exist" if pid is None else f"/run/nginx.pid names {pid}, which is not running"
-    if holders:
-        h = holders[0]
+        on = f", listening on {listeners[0].local}" if listeners else ""
+        return _f("nginx_running", "nginx", "ok", f"nginx master pid {pid} ({NGINX_PID}){on}")
+    why = f"{NGINX_PID} does not exist" if pid is None else f"{NGINX_PID} names {pid}, which is not running"
+    start = "systemctl start nginx" if facts.systemd else "nginx"
+    holder = next((ln for ln in listeners if ln.process and ln.process != "nginx"), None)
+    if holder:
         return _f(
-            "nginx_running", "nginx", "fail", f"{why}; port {port} is held by {h.process}: {h.line}",
-            f"stop {h.process}, which holds port {port} (e.g. `systemctl stop {h.process}`), then run `{start}`",
+            "nginx_running", "nginx", "fail", f"{why}; port {port} is held by {holder.process}: {holder.line}",
+            f"stop {holder.process}, which holds port {port} (e.g. `systemctl stop {holder.process}`), then run `{start}`",
         )
     return _f("nginx_running", "nginx", "fail", f"nginx is not running: {why}", start)
 
@@ -320,10 +322,9 @@ def _duplicate_default(facts: F.DoctorFacts, bad: F.NginxMessage, test: str) -> 
     """Two sites claim default_server on one address: say which one to change.
 
     nginx names the second one it read. When that is our site (server.default
-    = true), the other holder is found in the `grep default_server` output.
+    = true), the other holder comes from the `grep default_server` output.
     """
     L = _L(facts)
-    distro = "/etc/nginx/sites-enabled/default"
     if not _ours(facts, bad):
         where, holder = f"{bad.file}:{bad.line}", bad.file
     else:
@@ -331,10 +332,10 @@ def _duplicate_default(facts: F.DoctorFacts, bad: F.NginxMessage, test: str) -> 
             h for h in F.parse_grep(facts.default_servers)
             if h.file not in (L.nginx_site, L.nginx_site_link) and h.text.startswith("listen")
         ]
-        foreign = [h for h in others if h.file != distro] or others
+        foreign = [h for h in others if h.file != DISTRO_DEFAULT_SITE] or others
         where = f"{foreign[0].file}:{foreign[0].line}" if foreign else "the other site that has it"
-        holder = foreign[0].file if foreign else distro
-    if facts.config.server.default and holder == distro:
+        holder = foreign[0].file if foreign else DISTRO_DEFAULT_SITE
+    if facts.config.server.default and holder == DISTRO_DEFAULT_SITE:
         # `garrison up` disables the distribution's default site when server.default is set.
         return _f("nginx_config", "nginx", "fail", bad.raw, UP)
     return _f(
@@ -349,13 +350,13 @@ def check_nginx_config(facts: F.DoctorFacts) -> Finding:
         return _f("nginx_config", "nginx", "unknown", "`nginx -T` was not run")
     if out.ok:
         return _f("nginx_config", "nginx", "ok", "nginx -T: syntax is ok, test is successful")
-    messages = F.parse_nginx_test(out.stderr)
-    bad = next((m for m in messages if m.level in ("emerg", "alert", "crit")), None)
+    bad = next((m for m in F.parse_nginx_test(out.stderr) if m.level in ("emerg", "alert", "crit")), None)
     if bad is None:
         said = (out.stderr or out.stdout).strip().splitlines()
+        first = said[0] if said else "no output"
         if out.rc == 127:
-            return _f("nginx_config", "nginx", "fail", f"nginx is not installed: {said[0] if said else 'command not found'}", UP)
-        return _f("nginx_config", "nginx", "unknown", f"nginx -T exited {out.rc}: {said[0] if said else 'no output'}")
+            return _f("nginx_config", "nginx", "fail", f"nginx is not installed: {first}", UP)
+        return _f("nginx_config", "nginx", "unknown", f"nginx -T exited {out.rc}: {first}")
     apply = _reload(facts) if facts.nginx_alive else ("systemctl start nginx" if facts.systemd else "nginx")
     test = f"`nginx -t && {apply}`"
     if "duplicate default server" in bad.text:
@@ -380,17 +381,19 @@ def check_site_enabled(facts: F.DoctorFacts) -> Finding:
         if stats is None:
             return _f("site_enabled", "nginx", "unknown", f"{L.nginx_site_link} was not looked at")
         rec = stats.get(L.nginx_site_link)
-        what = f"{rec.ls()} is not a link to {L.nginx_site}" if rec else f"{L.nginx_site_link} does not exist: the site is not enabled"
-        return _f("site_enabled", "nginx", "fail", what, enable)
+        if rec is None:
+            return _f("site_enabled", "nginx", "fail", f"{L.nginx_site_link} does not exist: the site is not enabled", enable)
+        return _f("site_enabled", "nginx", "fail", f"{rec.ls()} is not a link to {L.nginx_site}", enable)
     target = posixpath.normpath(posixpath.join(posixpath.dirname(L.nginx_site_link), link))
     if target != L.nginx_site:
         return _f("site_enabled", "nginx", "fail", f"{L.nginx_site_link} -> {link}, not {L.nginx_site}", enable)
-    files = [name for name, _ in F.split_nginx_dump(facts.nginx_T.stdout)] if facts.nginx_T and facts.nginx_T.ok else None
-    if files and L.nginx_site_link not in files and L.nginx_site not in files:
+    read = [name for name, _ in F.split_nginx_dump(facts.nginx_T.stdout)] if facts.nginx_T and facts.nginx_T.ok else []
+    if read and L.nginx_site_link not in read and L.nginx_site not in read:
         return _f(
             "site_enabled", "nginx", "fail",
             f"{L.nginx_site_link} exists but nginx -T does not read it (nginx.conf has no include of sites-enabled)",
-            f"add `include /etc/nginx/sites-enabled/*;` to the http block of /etc/nginx/nginx.conf, then run `nginx -t && {_reload(facts)}`",
+            "add `include /etc/nginx/sites-enabled/*;` to the http block of /etc/nginx/nginx.conf, "
+            f"then run `nginx -t && {_reload(facts)}`",
         )
     return _f("site_enabled", "nginx", "ok", f"{L.nginx_site_link} -> {link}")
 
@@ -406,44 +409,44 @@ def check_server_name(facts: F.DoctorFacts) -> Finding:
     if not ours:
         return _f("server_name", "nginx", "unknown", f"nginx -T has no server block from {L.nginx_site_link} on port {s.port}")
     names = set(ours[0].names)
+    shown = ", ".join(sorted(names)) or "(no name)"
     first_ours = blocks.index(ours[0])
     for i, b in enumerate(blocks):
-        shared = names & set(b.names)
+        shared = sorted(names & set(b.names))
         if b in ours or not shared:
             continue
-        name = sorted(shared)[0]
-        warned = next((m.raw for m in F.parse_nginx_test(facts.nginx_T.stderr) if "conflicting server name" in m.text), None)
-        ev = warned or f"server_name {name} is also in {b.file}:{b.line}"
-        fix = f"remove {name} from server_name in {b.file} (line {b.line}), then run `nginx -t && {_reload(facts)}`"
         # nginx keeps the first block it read for a name and ignores the later ones.
-        return _f("server_name", "nginx", "fail" if i < first_ours else "warn", ev + (f" (nginx uses {b.file})" if i < first_ours else ""), fix)
-    others = [(b, b.default_on(s.port)) for b in blocks if b not in ours and b.default_on(s.port)]
-    if others:
-        b, listen = others[0]
-        where = f"{b.file}:{listen.line}" if listen else b.file
-        drop = f"remove `default_server` from the listen at {where}"
-        if s.default:
-            return _f(
-                "server_name", "nginx", "warn",
-                f"the default_server at {where} takes the requests for unknown names, though server.default = true",
-                f"{drop}, then run `nginx -t && {_reload(facts)}`",
-            )
-        if names <= {"localhost", "_", "127.0.0.1", "::1"}:
-            # The tutorial's expectation: http://<the server's IP>/ shows the app.
-            distro = b.file == "/etc/nginx/sites-enabled/default"
-            setting = "[server] default = true"
-            fix = _toml(facts, setting + " (Garrison then disables the distribution's default site)") if distro else f"{drop}, then " + _toml(facts, setting)
-            return _f(
-                "server_name", "nginx", "warn",
-                f"{facts.config.app.name} answers only {', '.join(sorted(names))}; requests by IP address go to the default_server at {where}",
-                fix,
-            )
-        return _f("server_name", "nginx", "ok", f"requests for {', '.join(sorted(names))} reach {L.nginx_site_link}; other names go to the default_server at {where}")
-    return _f("server_name", "nginx", "ok", f"requests for {', '.join(sorted(names)) or '(no name)'} on port {s.port} reach {L.nginx_site_link}")
+        theirs_wins = i < first_ours
+        warned = next((m.raw for m in F.parse_nginx_test(facts.nginx_T.stderr) if "conflicting server name" in m.text), None)
+        ev = (warned or f"server_name {shared[0]} is also in {b.file}:{b.line}") + (f" (nginx uses {b.file})" if theirs_wins else "")
+        fix = f"remove {shared[0]} from server_name in {b.file} (line {b.line}), then run `nginx -t && {_reload(facts)}`"
+        return _f("server_name", "nginx", "fail" if theirs_wins else "warn", ev, fix)
+    other = next(((b, b.default_on(s.port)) for b in blocks if b not in ours and b.default_on(s.port)), None)
+    if other is None:
+        return _f("server_name", "nginx", "ok", f"requests for {shown} on port {s.port} reach {L.nginx_site_link}")
+    b, listen = other
+    where = f"{b.file}:{listen.line}" if listen else b.file
+    drop = f"remove `default_server` from the listen at {where}"
+    if s.default:
+        return _f(
+            "server_name", "nginx", "warn",
+            f"the default_server at {where} takes the requests for unknown names, though server.default = true",
+            f"{drop}, then run `nginx -t && {_reload(facts)}`",
+        )
+    if names <= {"localhost", "_", "127.0.0.1", "::1"}:
+        # The tutorial's expectation: http://<the server's IP>/ shows the app.
+        setting = "[server] default = true"
+        if b.file == DISTRO_DEFAULT_SITE:
+            fix = _toml(facts, setting + " (Garrison then disables the distribution's default site)")
+        else:
+            fix = f"{drop}, then " + _toml(facts, setting)
+        ev = f"{facts.config.app.name} answers only {shown}; requests by IP address go to the default_server at {where}"
+        return _f("server_name", "nginx", "warn", ev, fix)
+    return _f("server_name", "nginx", "ok", f"requests for {shown} reach {L.nginx_site_link}; other names go to the default_server at {where}")
 
 
 def check_static(facts: F.DoctorFacts) -> Finding:
-    """nginx's user must traverse every folder to each static folder and read what is in it (else 403)."""
+    """nginx's user must enter every folder down to each static folder and read what is in it (else 403)."""
     statics = facts.config.app.static
     if not statics:
         return _f("static", "nginx", "ok", "no static folders in garrison.toml")
@@ -457,39 +460,36 @@ def check_static(facts: F.DoctorFacts) -> Finding:
         folder = facts.static.get(st.path)
         if not folder:
             return _f("static", "nginx", "unknown", f"{L.current}/{st.path} could not be resolved (no current release?)")
-        fix_all = f"chmod -R o+rX {folder}"
+        fix_inside = f"chmod -R o+rX {folder}"
         blocked = _first_blocked(stats, F.components(folder), user, groups, "x")
         if blocked and blocked[0] == "missing":
             return _f(
                 "static", "nginx", "warn", f"{folder} does not exist: {st.url} answers 404",
-                f"add the folder {st.path}/ to the app (or remove its [[app.static]] entry from {facts.config_path}), then run `{UP}`",
+                f"add the folder {st.path}/ to the app (or remove its [[app.static]] from {facts.config_path}), then run `{UP}`",
             )
-        if blocked and blocked[0] == "unknown":
-            what = blocked[1].ls() if blocked[1] else "a folder on the way was not stat'ed"
+        if blocked and (blocked[0] == "unknown" or blocked[1] is None):
+            what = blocked[1].ls() if blocked[1] else "a folder on the way (not stat'ed)"
             return _f("static", "nginx", "unknown", f"can't tell whether {user} may enter {what}")
         if blocked:
             rec = blocked[1]
-            assert rec is not None
             inside = rec.path == folder or rec.path.startswith(folder + "/")
-            denied = _recent_nginx(facts, 'open() "', "(13: Permission denied)")
-            ev = f"{rec.ls()}: {user} (groups {', '.join(groups or ('?',))}) can't enter it"
-            if denied:
-                ev += f"; nginx: {F.short_nginx_line(denied[-1])}"
-            return _f("static", "nginx", "fail", ev, fix_all if inside else f"chmod o+x {rec.path}")
-        denied_here = F.parse_stat_records(facts.static_denied.get(st.path))
-        for rec in denied_here.values():
+            said = _nginx_said(_recent_nginx(facts, 'open() "', "(13: Permission denied)"))
+            ev = f"{rec.ls()}: {user} (groups {_groups(groups)}) can't enter it{said}"
+            return _f("static", "nginx", "fail", ev, fix_inside if inside else f"chmod o+x {rec.path}")
+        for rec in F.parse_stat_records(facts.static_denied.get(st.path)).values():
             perm = "x" if rec.kind == "d" else "r"
             if F.can(rec, user, groups, perm) is False:
-                return _f("static", "nginx", "fail", f"{rec.ls()}: {user} can't {'enter' if perm == 'x' else 'read'} it", fix_all)
+                verb = "enter" if perm == "x" else "read"
+                return _f("static", "nginx", "fail", f"{rec.ls()}: {user} can't {verb} it", fix_inside)
         checked.append(folder)
     return _f("static", "nginx", "ok", f"{user} can read {', '.join(checked)} and every folder above")
 
 
-# ---- upstream ---------------------------------------------------------------------
+# ---- upstream -----------------------------------------------------------------------------
 
 
 def _listening(facts: F.DoctorFacts, address: str) -> bool | None:
-    """Whether something listens on a gunicorn address (unix:/path or host:port); None if unknown."""
+    """Whether something listens on a gunicorn address (unix:/path or host:port); None when unknown."""
     if address.startswith("unix:"):
         if facts.ss_unix is None:
             return None
@@ -502,50 +502,49 @@ def _listening(facts: F.DoctorFacts, address: str) -> bool | None:
 
 def check_upstream(facts: F.DoctorFacts) -> Finding:
     L = _L(facts)
+    include = L.nginx_upstream
     if facts.upstream is None:
-        if _exists(facts, L.nginx_upstream) is False:
-            return _f("upstream", "upstream", "fail", f"{L.nginx_upstream} does not exist: nginx has no gunicorn to send requests to", UP)
-        return _f("upstream", "upstream", "unknown", f"{L.nginx_upstream} was not read")
+        if _exists(facts, include) is False:
+            return _f("upstream", "upstream", "fail", f"{include} does not exist: nginx has no gunicorn to send requests to", UP)
+        return _f("upstream", "upstream", "unknown", f"{include} was not read")
     server = parse_upstream_server(facts.upstream)
-    slots = " or ".join(L.upstream_server(s) for s in SLOTS)
     if server is None:
-        return _f("upstream", "upstream", "fail", f"{L.nginx_upstream} has no `server` line", UP)
+        return _f("upstream", "upstream", "fail", f"{include} has no `server` line", UP)
     live = _live_slot(facts)
     if live is None:
-        return _f("upstream", "upstream", "fail", f"server {server} in {L.nginx_upstream} is not a gunicorn slot ({slots})", UP)
+        slots = " or ".join(L.upstream_server(s) for s in SLOTS)
+        return _f("upstream", "upstream", "fail", f"server {server} in {include} is not a gunicorn slot ({slots})", UP)
     other = other_slot(live)
     if _listening(facts, L.bind_address(live)) is False and _listening(facts, L.bind_address(other)):
-        return _f(
-            "upstream", "upstream", "fail",
-            f"server {server} (slot {live}) in {L.nginx_upstream}: nothing listens there, while slot {other} listens on {L.bind_address(other)}",
-            UP,
-        )
-    return _f("upstream", "upstream", "ok", f"server {server} in {L.nginx_upstream} is slot {live}")
+        ev = f"server {server} (slot {live}) in {include}: nothing listens there, while slot {other} listens on {L.bind_address(other)}"
+        return _f("upstream", "upstream", "fail", ev, UP)
+    return _f("upstream", "upstream", "ok", f"server {server} in {include} is slot {live}")
 
 
 def check_socket_access(facts: F.DoctorFacts) -> Finding:
-    """nginx's user must traverse the run folder and write the socket to connect() (else 502, errno 13)."""
+    """nginx's user must enter the run folder and write the socket to connect() (else 502, errno 13)."""
     L = _L(facts)
     if L.bind:
         return _f("socket_access", "upstream", "ok", f"gunicorn listens on TCP {L.bind}: no file permissions involved")
     live = _live_slot(facts)
     stats = _stats(facts)
-    if live is None or stats is None:
-        return _f("socket_access", "upstream", "unknown", "no live slot named by the upstream include" if live is None else "the socket was not stat'ed")
+    if live is None:
+        return _f("socket_access", "upstream", "unknown", "no live slot named by the upstream include")
+    if stats is None:
+        return _f("socket_access", "upstream", "unknown", "the socket was not stat'ed")
     sock = L.socket(live)
     user, groups = facts.nginx_user, F.parse_groups(facts.nginx_groups)
     blocked = _first_blocked(stats, F.components(sock), user, groups, "w")
-    denied = _recent_nginx(facts, f"connect() to unix:{sock} failed (13: Permission denied)")
-    log = f"; nginx: {F.short_nginx_line(denied[-1])}" if denied else ""
     if blocked is None:
-        run = stats[L.run_dir]
-        return _f("socket_access", "upstream", "ok", f"{stats[sock].ls()} in {run.ls()}: {user} can connect")
+        return _f("socket_access", "upstream", "ok", f"{stats[sock].ls()} in {stats[L.run_dir].ls()}: {user} can connect")
     kind, rec = blocked
     if kind == "missing":
         return _f("socket_access", "upstream", "unknown", f"{sock} does not exist (gunicorn is not bound), so nginx's access can't be checked")
     if kind == "unknown" or rec is None:
         return _f("socket_access", "upstream", "unknown", f"can't tell whether {user} may use {rec.ls() if rec else sock}")
-    ev = f"{rec.ls()}: {user} (groups {', '.join(groups or ('?',))}) can't {'connect to' if rec.path == sock else 'enter'} it{log}"
+    said = _nginx_said(_recent_nginx(facts, f"connect() to unix:{sock} failed (13: Permission denied)"))
+    verb = "connect to" if rec.path == sock else "enter"
+    ev = f"{rec.ls()}: {user} (groups {_groups(groups)}) can't {verb} it{said}"
     if rec.path == sock:
         fix = f"chgrp {user} {sock} && chmod 660 {sock}"
     elif rec.path == L.run_dir:
@@ -557,7 +556,7 @@ def check_socket_access(facts: F.DoctorFacts) -> Finding:
 
 
 def _timeouts(facts: F.DoctorFacts) -> tuple[int, int]:
-    """(nginx proxy_read_timeout, gunicorn timeout) as deployed, else as configured."""
+    """(nginx proxy_read_timeout, gunicorn timeout) in seconds, as deployed, else as configured."""
     cfg = facts.config
     read = F.nginx_seconds(F.parse_directive(facts.site, "proxy_read_timeout")) or cfg.nginx.proxy_read_timeout
     g = F.parse_gunicorn_setting(facts.gunicorn_conf, "timeout")
@@ -569,8 +568,7 @@ def check_nginx_timeout(facts: F.DoctorFacts) -> Finding:
     if facts.site is None:
         return _f("nginx_timeout", "upstream", "unknown", f"no {_L(facts).nginx_site} to read proxy_read_timeout from")
     read, gtime = _timeouts(facts)
-    want = max(60, 2 * gtime, 2 * read)
-    fix = _toml(facts, f"[nginx] proxy_read_timeout = {want} (now {read})")
+    fix = _toml(facts, f"[nginx] proxy_read_timeout = {max(60, 2 * gtime, 2 * read)} (now {read})")
     timed_out = [
         ln for ln in _recent_nginx(facts, "upstream timed out")
         if "reading response header" in ln.message or "reading upstream" in ln.message
@@ -578,15 +576,26 @@ def check_nginx_timeout(facts: F.DoctorFacts) -> Finding:
     if timed_out:
         return _f("nginx_timeout", "upstream", "fail", f"nginx (proxy_read_timeout {read}s): {F.short_nginx_line(timed_out[-1])}", fix)
     if read < gtime:
-        return _f(
-            "nginx_timeout", "upstream", "warn",
-            f"proxy_read_timeout {read}s < gunicorn timeout {gtime}s: requests slower than {read}s get 504 while gunicorn still works on them",
-            fix,
-        )
+        ev = f"proxy_read_timeout {read}s < gunicorn timeout {gtime}s: requests slower than {read}s get 504 while gunicorn still works on them"
+        return _f("nginx_timeout", "upstream", "warn", ev, fix)
     return _f("nginx_timeout", "upstream", "ok", f"proxy_read_timeout {read}s ≥ gunicorn timeout {gtime}s")
 
 
-# ---- gunicorn ---------------------------------------------------------------------
+# ---- gunicorn ------------------------------------------------------------------------------
+
+
+def _slot_states(facts: F.DoctorFacts, slots: list[str]) -> dict[str, F.SlotState | None]:
+    L = _L(facts)
+    states: dict[str, F.SlotState | None] = {}
+    for slot in slots:
+        out = facts.slot_status.get(slot)
+        if out is None:
+            continue
+        if facts.systemd:
+            states[slot] = F.parse_systemd_show(out.stdout, L.systemd_instance(slot))
+        else:
+            states[slot] = F.parse_supervisor_status(out.stdout or out.stderr)
+    return states
 
 
 def check_slot_running(facts: F.DoctorFacts) -> Finding:
@@ -594,29 +603,20 @@ def check_slot_running(facts: F.DoctorFacts) -> Finding:
     if facts.systemd is None:
         return _f("slot_running", "gunicorn", "unknown", "the service manager (systemd or supervisord) is not known")
     live = _live_slot(facts)
-    slots = [live] if live else [s for s in SLOTS if s in facts.slot_status]
-    states = {}
-    for slot in slots:
-        out = facts.slot_status.get(slot)
-        if out is not None:
-            unit = L.systemd_instance(slot)
-            states[slot] = F.parse_systemd_show(out.stdout, unit) if facts.systemd else F.parse_supervisor_status(out.stdout or out.stderr)
-    if not states or any(v is None for v in states.values()):
+    # No slot named by the include (the upstream check says so): any running slot will do here.
+    states = _slot_states(facts, [live] if live else list(SLOTS))
+    if not states or any(st is None for st in states.values()):
         return _f("slot_running", "gunicorn", "unknown", "the service manager's status of the slots was not read")
-    running = [s for s, st in states.items() if st and st.running]
+    running = [st for st in states.values() if st and st.running]
     if running:
-        st = states[running[0]]
-        assert st is not None
-        return _f("slot_running", "gunicorn", "ok", st.line)
-    slot = live or slots[0]
+        return _f("slot_running", "gunicorn", "ok", running[0].line)
+    slot = live or next(iter(states))
     st = states[slot]
     assert st is not None
     if st.state == "MANAGER_DOWN":
         T = ToolLayout()
-        return _f(
-            "slot_running", "gunicorn", "fail", f"supervisord is not running: {st.line}",
-            f"mkdir -p {T.run_dir} && {_q(C.supervisord(T))}",
-        )
+        start = f"mkdir -p {T.run_dir} && {shlex.join(C.supervisord(T))}"
+        return _f("slot_running", "gunicorn", "fail", f"supervisord is not running: {st.line}", start)
     if st.state in ("NO_SUCH_PROCESS", "MANAGER_MISSING") or not live:
         return _f("slot_running", "gunicorn", "fail", st.line if live else f"no slot runs: {st.line}", UP)
     if st.stopped:
@@ -637,25 +637,25 @@ def check_listening(facts: F.DoctorFacts) -> Finding:
     address = L.bind_address(live)
     listening = _listening(facts, address)
     if listening is None:
-        return _f("listening", "gunicorn", "unknown", f"`ss -l` was not run, so whether anything listens on {address} is unknown")
+        return _f("listening", "gunicorn", "unknown", f"`ss -l` was not run: whether anything listens on {address} is unknown")
     restart = _slot_command(facts, "restart", live)
-    if not L.bind:
-        stats = _stats(facts) or {}
-        sock = L.socket(live)
-        if listening and sock not in stats and facts.stats is not None:
-            return _f("listening", "gunicorn", "fail", f"gunicorn listens on {sock}, but the file is gone (deleted): nginx gets ENOENT", restart)
+    if L.bind:
         if not listening:
-            there = stats[sock].ls() if sock in stats else f"{sock} does not exist"
-            return _f("listening", "gunicorn", "fail", f"nothing listens on {address} (ss -lx); {there}", restart)
-        line = next(ln.line for ln in F.parse_ss(facts.ss_unix) if ln.local == sock)
-        return _f("listening", "gunicorn", "ok", f"ss -lx: {line}")
+            return _f("listening", "gunicorn", "fail", f"nothing listens on {address} (ss -lt)", restart)
+        return _f("listening", "gunicorn", "ok", f"something listens on {address} (ss -lt)")
+    stats = _stats(facts)
+    sock = L.socket(live)
     if not listening:
-        return _f("listening", "gunicorn", "fail", f"nothing listens on {address} (ss -lt)", restart)
-    return _f("listening", "gunicorn", "ok", f"something listens on {address} (ss -lt)")
+        there = stats[sock].ls() if stats and sock in stats else f"{sock} does not exist"
+        return _f("listening", "gunicorn", "fail", f"nothing listens on {address} (ss -lx); {there}", restart)
+    if stats is not None and sock not in stats:
+        return _f("listening", "gunicorn", "fail", f"gunicorn listens on {sock}, but the file is gone: nginx gets ENOENT", restart)
+    line = next(ln.line for ln in F.parse_ss(facts.ss_unix) if ln.local == sock)
+    return _f("listening", "gunicorn", "ok", f"ss -lx: {line}")
 
 
 def check_slot_http(facts: F.DoctorFacts) -> Finding:
-    """The health path straight at the live slot, bypassing nginx: splits 'nginx' from 'gunicorn'."""
+    """The health path straight at the live slot, bypassing nginx: tells nginx's faults from gunicorn's."""
     L = _L(facts)
     live = _live_slot(facts)
     p = facts.probe_slot
@@ -665,15 +665,15 @@ def check_slot_http(facts: F.DoctorFacts) -> Finding:
     if p.get("ok"):
         return _f("slot_http", "gunicorn", "ok", f"{what} → HTTP {p.get('status')}")
     got = f"HTTP {p['status']}" if p.get("status") else (p.get("error") or "no answer")
-    return _f("slot_http", "gunicorn", "fail", f"{what} → {got}", f"see the cause below; the app's own log: `tail -n 50 {L.error_log}`")
+    return _f("slot_http", "gunicorn", "fail", f"{what} → {got}", f"apply the fix of the cause; the app's own log: `tail -n 50 {L.error_log}`")
 
 
 def check_gunicorn_timeout(facts: F.DoctorFacts) -> Finding:
-    """gunicorn kills a worker that takes longer than `timeout`: nginx then gets a 5xx or a closed connection."""
+    """gunicorn kills a worker busy longer than `timeout`: nginx gets a 500 or a closed connection (502)."""
     L = _L(facts)
     if facts.gunicorn_log is None:
         return _f("gunicorn_timeout", "gunicorn", "unknown", f"{L.error_log} does not exist or was not read")
-    master = _master_pid(facts, _live_slot(facts))
+    master = parse_pid(facts.pids.get(_live_slot(facts) or ""))
     if master is None:
         return _f("gunicorn_timeout", "gunicorn", "unknown", "the live slot's gunicorn master pid is not known")
     # Only the live master's lines: an older master's timeouts are history.
@@ -684,14 +684,14 @@ def check_gunicorn_timeout(facts: F.DoctorFacts) -> Finding:
     new = max(30, 4 * gtime)
     settings = f"[gunicorn] timeout = {new} (now {gtime})"
     if read <= new:
+        # Or nginx would give up first and answer 504.
         settings += f" and [nginx] proxy_read_timeout = {new + 30} (now {read})"
-    closed = _recent_nginx(facts, "upstream prematurely closed")
-    ev = kills[-1].raw + (f"; nginx: {F.short_nginx_line(closed[-1])}" if closed else "")
-    return _f("gunicorn_timeout", "gunicorn", "fail", ev, _toml(facts, settings))
+    said = _nginx_said(_recent_nginx(facts, "upstream prematurely closed"))
+    return _f("gunicorn_timeout", "gunicorn", "fail", kills[-1].raw + said, _toml(facts, settings))
 
 
 def _python_blocked(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None:
-    """A failing finding when the app user can't run rel's interpreter, None when it can (or can't tell)."""
+    """A failing finding when the app user can't run rel's interpreter; None when it can (or can't tell)."""
     if rel.python is None or rel.venv_bin is None:
         return _f(
             "venv_python", "gunicorn", "fail",
@@ -709,8 +709,8 @@ def _python_blocked(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None
             continue
         rec = blocked[1]
         if rec.path not in venv_dirs and facts.config.app.python != "/usr/bin/python3":
-            # The interpreter itself lives in a private folder (pyenv under /root):
-            # opening that folder to everyone is worse than using the system's python.
+            # The interpreter lives in a private folder (pyenv under /root): opening
+            # that folder to every user is worse than the system's python.
             fix = _toml(facts, '[app] python = "/usr/bin/python3"')
         else:
             fix = f"chmod o+x {rec.path}"
@@ -744,8 +744,9 @@ def _gevent_failure(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None
         install = f"{venv}/bin/pip install '{GUNICORN_SPEC}'"
     else:
         # Venvs built by uv have no pip: install with the uv of Garrison's own venv, as `up` does.
-        install = f"UV_CACHE_DIR=/var/cache/garrison/uv UV_NATIVE_TLS=1 {ToolLayout().venv}/bin/uv pip install --python {venv}/bin/python '{GUNICORN_SPEC}'"
-    return _f("gevent", "gunicorn", "fail", f"worker_class gevent, but in {venv}: {_exception_line(out)}", f"{install} && {UP}")
+        install = f"{UV_ENV} {ToolLayout().venv}/bin/uv pip install --python {venv}/bin/python '{GUNICORN_SPEC}'"
+    ev = f"worker_class gevent, but in {venv}: {_exception_line(out)}"
+    return _f("gevent", "gunicorn", "fail", ev, f"{install} && {UP}")
 
 
 def check_gevent(facts: F.DoctorFacts) -> Finding:
@@ -756,12 +757,12 @@ def check_gevent(facts: F.DoctorFacts) -> Finding:
     if rel is None or rel.gevent_check is None:
         return _f("gevent", "gunicorn", "unknown", "`import gevent` was not tried in the live venv")
     if _exec_failed(rel.gevent_check):
-        return _f("gevent", "gunicorn", "unknown", f"could not run the venv's python as {facts.config.user}: {_exception_line(rel.gevent_check)}")
-    failed = _gevent_failure(facts, rel)
-    return failed or _f("gevent", "gunicorn", "ok", f"`import gevent` works in {rel.venv}")
+        ev = f"could not run the venv's python as {facts.config.user}: {_exception_line(rel.gevent_check)}"
+        return _f("gevent", "gunicorn", "unknown", ev)
+    return _gevent_failure(facts, rel) or _f("gevent", "gunicorn", "ok", f"`import gevent` works in {rel.venv}")
 
 
-# ---- app --------------------------------------------------------------------------
+# ---- app -------------------------------------------------------------------------------------
 
 
 def _import_failure(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None:
@@ -774,10 +775,8 @@ def _import_failure(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None
         what = f"fix {posixpath.relpath(where[0], rel.path)} line {where[1]} in the app's code"
     else:
         what = "fix that error in the app's code (or its requirements)"
-    return _f(
-        "app_import", "app", "fail", f"{facts.config.app.entry} in {rel.path}: {_exception_line(out, rel.path)}",
-        f"{what}, then run `{UP}`",
-    )
+    ev = f"{facts.config.app.entry} in {rel.path}: {_exception_line(out, rel.path)}"
+    return _f("app_import", "app", "fail", ev, f"{what}, then run `{UP}`")
 
 
 def check_app_import(facts: F.DoctorFacts) -> Finding:
@@ -787,15 +786,15 @@ def check_app_import(facts: F.DoctorFacts) -> Finding:
         # No check could run: gunicorn's own log may still say why the app did not load.
         failure = D.boot_failure(F.last_boot(facts.gunicorn_log))
         if failure:
-            return _f("app_import", "app", "fail", f"{_L(facts).error_log}: {failure.summary}", f"fix that error in the app's code, then run `{UP}`")
+            ev = f"{_L(facts).error_log}: {failure.summary}"
+            return _f("app_import", "app", "fail", ev, f"fix that error in the app's code, then run `{UP}`")
         return _f("app_import", "app", "unknown", f"{entry} was not imported (no live release)")
     out = rel.import_check
     if _exec_failed(out):
         return _f("app_import", "app", "unknown", f"could not run the venv's python as {facts.config.user}: {_exception_line(out)}")
     if out.rc == 124:
         return _f("app_import", "app", "unknown", f"importing {entry} did not finish in time: {_exception_line(out)}")
-    failed = _import_failure(facts, rel)
-    return failed or _f("app_import", "app", "ok", f"{entry} imports as {facts.config.user} in {rel.path}")
+    return _import_failure(facts, rel) or _f("app_import", "app", "ok", f"{entry} imports as {facts.config.user} in {rel.path}")
 
 
 def check_env_file(facts: F.DoctorFacts) -> Finding:
@@ -809,7 +808,7 @@ def check_env_file(facts: F.DoctorFacts) -> Finding:
     if rec is None:
         return _f("env_file", "app", "ok", f"no {L.env_file} (the app gets no extra environment)")
     if rec.kind != "f":
-        return _f("env_file", "app", "fail", f"{rec.ls()} is not a file of KEY=VALUE lines", f"rm -r {L.env_file}, then write it as a file and run `{fix}`")
+        return _f("env_file", "app", "fail", f"{rec.ls()} is not a file of KEY=VALUE lines", f"rm -r {L.env_file}, write it as a file, then `{fix}`")
     if rec.mode & 0o004:
         return _f("env_file", "app", "warn", f"{rec.ls()}: every user on the host can read its secrets", fix)
     if rec.owner != "root" or rec.mode & 0o077:
@@ -825,20 +824,25 @@ def check_failed_release(facts: F.DoctorFacts) -> Finding:
     if rel is None:
         return _f("failed_release", "app", "ok", "the newest release is the live one or was live before")
     never = f"release {rel.id} (newest, never live: its deploy failed)"
-    for found in (_python_blocked(facts, rel), _gevent_failure(facts, rel) if _worker_class(facts) == "gevent" else None, _import_failure(facts, rel)):
-        if found is not None:
-            return _f("failed_release", "app", "fail", f"{never}: {found.evidence}", found.fix)
+    reasons = (
+        _python_blocked(facts, rel),
+        _gevent_failure(facts, rel) if _worker_class(facts) == "gevent" else None,
+        _import_failure(facts, rel),
+    )
+    found = next((r for r in reasons if r is not None), None)
+    if found is not None:
+        return _f("failed_release", "app", "fail", f"{never}: {found.evidence}", found.fix)
     return _f(
         "failed_release", "app", "warn", f"{never}; its venv and import are fine",
         f"run `{UP}` again and read why its health check fails (or remove it: rm -rf {rel.path})",
     )
 
 
-# ---- the path and the cause -------------------------------------------------------
+# ---- the path and the cause -------------------------------------------------------------------
 
 Rule = Callable[[F.DoctorFacts], Finding]
 
-# The request path, client first. Checks of one hop that gate the next come first.
+# The request path, client first; within a hop, what gates the next check comes first.
 RULES: tuple[Rule, ...] = (
     check_http,
     check_deployed,
@@ -863,9 +867,9 @@ RULES: tuple[Rule, ...] = (
     check_failed_release,
 )
 
-# Probes show that something is wrong, never what: they can't be the cause.
+# Probes show that something is wrong, never what: they are never the cause.
 PROBES = frozenset({"http", "slot_http"})
-# check → the checks whose failure explains it (a later hop that breaks an earlier one).
+# check → the later checks whose failure explains it (a later hop that breaks an earlier one).
 SYMPTOM_OF: dict[str, tuple[str, ...]] = {
     "nginx_running": ("nginx_config",),
     "slot_running": ("venv_python", "gevent", "app_import"),
@@ -877,35 +881,27 @@ def _run(rule: Rule, facts: F.DoctorFacts) -> Finding:
     try:
         return rule(facts)
     except Exception as exc:  # a parser's blind spot must not hide the other findings
-        name = rule.__name__.removeprefix("check_")
-        return _f(name, "client", "unknown", f"the check itself failed on these facts: {type(exc).__name__}: {exc}")
+        return _f(rule.__name__.removeprefix("check_"), "client", "unknown", f"the check itself failed on these facts: {type(exc).__name__}: {exc}")
 
 
 def cause_of(findings: tuple[Finding, ...], facts: F.DoctorFacts) -> Finding | None:
+    """The first failing finding that no other failing finding explains; else, if the app
+    does not answer, an "unknown" finding that lists what was checked; else None."""
     failing = {f.check for f in findings if f.status == "fail"}
     for f in findings:
-        if f.status != "fail" or f.check in PROBES:
-            continue
-        if failing & set(SYMPTOM_OF.get(f.check, ())):
-            continue
-        return f
-    broken = [f for f in findings if f.check in PROBES and f.status != "ok"]
+        if f.status == "fail" and f.check not in PROBES and not failing & set(SYMPTOM_OF.get(f.check, ())):
+            return f
+    broken = [f for f in findings if f.check in PROBES and (f.status == "fail" or f.check == "http" and f.status != "ok")]
     if not broken:
         return None
     L = _L(facts)
     passed = [f.check for f in findings if f.status in ("ok", "warn") and f.check not in PROBES]
     unsure = [f.check for f in findings if f.status == "unknown" and f.check not in PROBES]
     probes = "; ".join(f.evidence for f in findings if f.check in PROBES)
-    return _f(
-        "cause",
-        broken[-1].hop,
-        "unknown",
-        (
-            f"cause unknown: {probes}; these checks pass: {', '.join(passed) or 'none'}"
-            + (f"; could not check: {', '.join(unsure)}" if unsure else "")
-        ),
-        f"read what nginx and the app logged: `tail -n 50 {L.nginx_error_log} {L.error_log}`",
-    )
+    ev = f"cause unknown: {probes}; these checks pass: {', '.join(passed) or 'none'}"
+    if unsure:
+        ev += f"; could not check: {', '.join(unsure)}"
+    return _f("cause", broken[-1].hop, "unknown", ev, f"read what nginx and the app logged: `tail -n 50 {L.nginx_error_log} {L.error_log}`")
 
 
 def diagnose(facts: F.DoctorFacts) -> Report:

@@ -455,9 +455,21 @@ def test_jitter_defaults_to_a_tenth_of_max_requests(gunicorn: dict[str, int], ji
          "garrison.toml: gunicorn.socket: expected a folder of the app's own"),
         ({"app": {"name": "a", "entry": "m:a"}, "hooks": {"release": "a\nb"}},
          "garrison.toml: hooks.release: expected a one-line shell command"),
+        ({"app": {"name": "a", "entry": "m:a"}, "gunicorn": {"bind": "0.0.0.0:9000"}},
+         "garrison.toml: gunicorn.bind: expected a loopback or private address: gunicorn must never face the internet"),
+        ({"app": {"name": "a", "entry": "m:a"}, "gunicorn": {"bind": "203.0.113.5:9000"}},
+         "garrison.toml: gunicorn.bind: expected a loopback or private address"),
+        ({"app": {"name": "a", "entry": "m:a"}, "nginx": {"rate_limit": "fast"}},
+         'garrison.toml: nginx.rate_limit: expected an nginx rate such as "10r/s"'),
     ],
 )
 def test_values_nginx_or_a_reboot_would_reject(data, expected):
     with pytest.raises(ConfigError) as exc:
         parse_config(data)
     assert str(exc.value).startswith(expected), str(exc.value)
+
+
+def test_private_and_loopback_binds_are_accepted():
+    for bind in ("127.0.0.1:9000", "10.0.0.5:9000", "[::1]:9000", "192.168.1.2:8000"):
+        cfg = parse_config({"app": {"name": "a", "entry": "m:a"}, "gunicorn": {"bind": bind}})
+        assert cfg.gunicorn.bind == bind

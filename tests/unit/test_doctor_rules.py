@@ -782,3 +782,8 @@ def test_the_gevent_spec_is_the_one_up_installs():
     from garrison.workflows.up import GUNICORN_SPEC
 
     assert R.GUNICORN_SPEC == GUNICORN_SPEC
+
+
+def test_an_unprobed_slot_alone_is_no_cause():
+    report = R.diagnose(replace(healthy(), probe_slot=None))
+    assert report.ok and report.cause is None
