@@ -457,7 +457,7 @@ def test_jitter_defaults_to_a_tenth_of_max_requests(gunicorn: dict[str, int], ji
          "garrison.toml: hooks.release: expected a one-line shell command"),
         ({"app": {"name": "a", "entry": "m:a"}, "gunicorn": {"bind": "0.0.0.0:9000"}},
          "garrison.toml: gunicorn.bind: expected a loopback or private address: gunicorn must never face the internet"),
-        ({"app": {"name": "a", "entry": "m:a"}, "gunicorn": {"bind": "203.0.113.5:9000"}},
+        ({"app": {"name": "a", "entry": "m:a"}, "gunicorn": {"bind": "8.8.8.8:9000"}},
          "garrison.toml: gunicorn.bind: expected a loopback or private address"),
         ({"app": {"name": "a", "entry": "m:a"}, "nginx": {"rate_limit": "fast"}},
          'garrison.toml: nginx.rate_limit: expected an nginx rate such as "10r/s"'),
