@@ -17,6 +17,7 @@ from typing import Sequence
 from garrison import commands as C
 from garrison import facts as F
 from garrison.config import Project
+from garrison.errors import HostError
 from garrison.diagnose.rules import Report, diagnose
 from garrison.facts.doctor import (
     FIND_FORMAT,
@@ -106,6 +107,13 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
     """Everything the rules look at, read from host; never changes the host."""
     u = Up(project=project, host=host, run=Run())
     cfg, L, T, h = u.cfg, u.L, u.tool, host
+    if h.run(("id", "-u"), check=False).stdout.strip() != "0":
+        # Without root, runuser, nginx -T and the env file are out of reach, and
+        # "can't read" would look like "missing": no half-true report.
+        raise HostError(
+            f"{h.name}: garrison doctor must run as root (it reads nginx's config and runs the app as "
+            f"{cfg.user} to import it); run: sudo garrison doctor"
+        )
 
     systemd = F.parse_pid1(_text(h, "/proc/1/comm") or "")
     nginx_user = F.parse_nginx_user(_text(h, "/etc/nginx/nginx.conf") or "")
@@ -139,7 +147,7 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
     for path, folder in static.items():
         if folder and h.exists(folder):
             # Entries nobody but their owner/group may read: few, and the rule decides with groups.
-            script = 'find "$1" \\( -type d ! -perm -o=x \\) -o \\( -type f ! -perm -o=r \\) -printf "$2" | head -n 50'
+            script = 'find "$1" \\( \\( -type d ! -perm -o=x \\) -o \\( -type f ! -perm -o=r \\) \\) -printf "$2" | head -n 50'
             static_denied[path] = _stdout(h, ("sh", "-c", script, "sh", folder, FIND_FORMAT))
 
     paths = [L.state_file, L.nginx_upstream, L.nginx_site, L.nginx_site_link, "/run/nginx.pid", L.env_file, L.error_log]
@@ -154,7 +162,9 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
         if rel and rel.python and rel.venv_bin:
             paths += components(rel.venv_bin) + components(rel.python)
     paths = list(dict.fromkeys(paths))
-    stats = _run(h, ("stat", "-c", STAT_FORMAT, "--", *paths)).stdout
+    # stat exits 1 when some paths are missing (they are left out: that is the fact).
+    stat = _run(h, ("stat", "-c", STAT_FORMAT, "--", *paths))
+    stats = stat.stdout if stat.rc in (0, 1) else None
 
     nginx_pid = _text(h, "/run/nginx.pid")
     pid = F.parse_pid(nginx_pid)

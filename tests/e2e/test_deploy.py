@@ -312,3 +312,40 @@ def test_unknown_hosts_never_reach_a_random_app(app_dir):
         assert "catch-all removed" in proc.stdout, proc.stdout
         r = try_get("/", host="unknown.example")
         assert r is not None and r.text != version()
+
+
+def test_two_apps_side_by_side_never_touch_each_other(app_dir, tmp_path):
+    """A second app with its own name, user, socket, program, site and logs: redeploying or
+    removing either one leaves the other serving, untouched."""
+    other = tmp_path / "zdt2"
+    other.mkdir()
+    (other / "main.py").write_text(
+        "def app(environ, start_response):\n"
+        "    start_response('200 OK', [('Content-Type', 'text/plain')])\n"
+        "    return [b'other app']\n"
+    )
+    (other / "garrison.toml").write_text(
+        '[app]\nname = "zdt2"\nentry = "main:app"\nrequirements = ""\n\n[server]\nnames = ["zdt2.test"]\n'
+    )
+    try:
+        assert garrison("up", cwd=other).returncode == 0
+        assert try_get("/", host="zdt2.test").text == "other app"
+        other_master = Path("/srv/zdt2/run/blue.pid").read_text()
+        # Redeploying zdt leaves zdt2's gunicorn alone.
+        write_app(app_dir, "side-by-side")
+        assert garrison("deploy", cwd=app_dir).returncode == 0
+        assert Path("/srv/zdt2/run/blue.pid").read_text() == other_master
+        assert try_get("/", host="zdt2.test").text == "other app"
+        assert pwd_of("/srv/zdt2/shared") == "zdt2" and pwd_of(str(BASE / "shared")) == "zdt"
+    finally:
+        proc = garrison("down", "--purge", cwd=other)
+    assert proc.returncode == 0
+    # zdt is untouched by zdt2's removal.
+    assert version() == "side-by-side"
+    assert Path("/etc/nginx/sites-enabled/zdt.conf").exists() and not Path("/etc/nginx/sites-enabled/zdt2.conf").exists()
+
+
+def pwd_of(path: str) -> str:
+    import pwd
+
+    return pwd.getpwuid(os.stat(path).st_uid).pw_name
