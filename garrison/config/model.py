@@ -287,13 +287,13 @@ def _positive(v: Any, zero_ok: bool = False) -> int:
     return v
 
 
-WorkerClass = Literal["sync", "gthread", "gevent"]
+WorkerClass = Literal["sync", "gthread", "gevent", "uvicorn"]
 
 
 class Gunicorn(_Strict):
     """The app server's settings (rendered into gunicorn.conf.py)."""
 
-    worker_class: WorkerClass = Field("gevent", description="sync | gthread | gevent")
+    worker_class: WorkerClass = Field("gevent", description="sync | gthread | gevent | uvicorn (ASGI apps: FastAPI, Starlette)")
     workers: int | Literal["auto"] = Field("auto", description='worker processes, or "auto" for 2 x CPU + 1 on the host')
     threads: int = Field(1, description="threads per worker (gthread)")
     worker_connections: int = Field(1000, description="simultaneous clients per gevent worker")
@@ -310,8 +310,8 @@ class Gunicorn(_Strict):
     @field_validator("worker_class", mode="before")
     @classmethod
     def _wc(cls, v: Any) -> Any:
-        if v not in ("sync", "gthread", "gevent"):
-            raise ValueError(f'expected "sync", "gthread" or "gevent", got {_got(v)}')
+        if v not in ("sync", "gthread", "gevent", "uvicorn"):
+            raise ValueError(f'expected "sync", "gthread", "gevent" or "uvicorn", got {_got(v)}')
         return v
 
     @field_validator("workers", mode="before")

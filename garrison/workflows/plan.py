@@ -18,7 +18,7 @@ from garrison.config import Project
 from garrison.hosts import Executor
 from garrison.layout import other_slot
 from garrison.workflows import Run
-from garrison.workflows.up import GUNICORN_SPEC, HostFacts, Up
+from garrison.workflows.up import HostFacts, Up, server_specs
 
 
 @dataclass
@@ -59,9 +59,9 @@ def plan(project: Project, host: Executor) -> list[PlanItem]:
         items.append(PlanItem("release", f"switch back to kept release {existing[0]}"))
     else:
         items.append(PlanItem("release", f"new release …-{digest} ({len(files)} files), replacing {current or 'nothing'}"))
-    reqhash = source.requirements_hash(project.root, cfg.app.requirements, cfg.app.python, (GUNICORN_SPEC,))
+    reqhash = source.requirements_hash(project.root, cfg.app.requirements, cfg.app.python, server_specs(cfg))
     venv_ok = h.exists(posixpath.join(L.venv(reqhash), ".garrison-complete"))
-    items.append(PlanItem("venv", "" if venv_ok else f"build venv {reqhash} ({cfg.app.requirements or 'no requirements'} + {GUNICORN_SPEC})"))
+    items.append(PlanItem("venv", "" if venv_ok else f"build venv {reqhash} ({cfg.app.requirements or 'no requirements'} + {' '.join(server_specs(cfg))})"))
 
     live = u.live_slot()
     rendered = {
