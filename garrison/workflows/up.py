@@ -38,6 +38,17 @@ HEALTH_DEADLINE = 30.0
 # How long a slot must keep the same master and keep answering after its first 2xx.
 SETTLE_SECONDS = 2.0
 GUNICORN_SPEC = "gunicorn[gevent]>=23"
+
+
+def server_specs(cfg: Config) -> tuple[str, ...]:
+    """What the app's venv needs besides its requirements to run under the configured server.
+
+    gunicorn 27 declares `packaging` only under its gevent extra, so the extra is
+    always installed; ASGI apps also need the uvicorn worker."""
+    specs = [GUNICORN_SPEC]
+    if cfg.gunicorn.worker_class == "uvicorn":
+        specs.append("uvicorn-worker>=0.2")
+    return tuple(specs)
 TOOL_PACKAGES = ("supervisor>=4.2", "uv")
 
 
@@ -204,7 +215,7 @@ class Up:
     def ensure_venv(self, facts: HostFacts, rid: str) -> str:
         h, L, a = self.host, self.L, self.cfg.app
         with self.run.step("venv", "the app's virtualenv") as st:
-            reqhash = source.requirements_hash(self.project.root, a.requirements, a.python, (GUNICORN_SPEC,))
+            reqhash = source.requirements_hash(self.project.root, a.requirements, a.python, server_specs(self.cfg))
             venv = L.venv(reqhash)
             marker = posixpath.join(venv, ".garrison-complete")
             if h.exists(marker):
@@ -216,7 +227,7 @@ class Up:
                     )
                 h.remove(venv)
                 release = L.release(rid)
-                args = [GUNICORN_SPEC]
+                args = list(server_specs(self.cfg))
                 if a.requirements == "pyproject.toml":
                     args.append(release)
                 elif a.requirements:
