@@ -8,6 +8,7 @@ served traffic was left serving); 5 another deploy holds the lock;
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 import time
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from garrison import __version__
-from garrison.errors import GarrisonError
+from garrison.errors import DeployError, GarrisonError
 from garrison.workflows import CHANGED, FAILED, SKIPPED, StepResult
 
 out = Console(highlight=False, soft_wrap=True)
@@ -137,6 +138,61 @@ def render(config_path: Path | None, out_dir: Path, slot: str) -> None:
         out.print(escape(str(dest)))
 
 
+@contextlib.contextmanager
+def explain_failure(project):
+    """A failed deploy runs doctor's rules before it exits, and prints their cause too."""
+    try:
+        yield
+    except DeployError as exc:
+        try:
+            from garrison.hosts.local import LocalExecutor
+            from garrison.workflows.doctor import doctor as do_doctor
+
+            cause = do_doctor(project, LocalExecutor()).cause
+        except Exception:  # explaining must never hide the deploy's own error
+            cause = None
+        if cause is not None and cause.status != "ok":
+            exc.args = (f"{exc}\ndoctor ({cause.hop}, {cause.check}): {cause.evidence}\n  fix: {cause.fix}",)
+        raise
+
+
+_FINDING_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "unknown": "dim"}
+
+
+def print_report(report) -> None:
+    for f in report.findings:
+        mark = " [bold red]<- cause[/]" if report.cause == f else ""
+        out.print(f"[{_FINDING_STYLE[f.status]}]{f.status:>7}[/] {f.hop:<8} {f.check:<16} {escape(f.evidence)}{mark}")
+        if f.fix and f.status != "ok":
+            out.print(f"{'':>34}fix: {escape(f.fix)}")
+    if report.cause is not None:
+        out.print(f"[bold red]cause[/] ({report.cause.hop}): {escape(report.cause.evidence)}")
+        out.print(f"[bold]fix[/]: {escape(report.cause.fix)}")
+    elif report.ok:
+        out.print("[bold green]healthy[/]: every hop from client to app checks out")
+
+
+@main.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@boundary
+def doctor(config_path: Path | None, as_json: bool) -> None:
+    """Explain why the app does not answer (502, 504, 403…): each hop checked, the cause, its fix."""
+    import json
+
+    from garrison.diagnose.rules import to_json
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows.doctor import doctor as do_doctor
+
+    report = do_doctor(_project(config_path, sample_if_missing=True), LocalExecutor())
+    if as_json:
+        click.echo(json.dumps(to_json(report), indent=2))
+    else:
+        print_report(report)
+    if not report.ok:
+        sys.exit(1)
+
+
 def print_plan(project, host) -> None:
     from garrison.workflows.plan import plan
 
@@ -177,7 +233,8 @@ def up(config_path: Path | None, show_plan: bool) -> None:
     out.print(f"garrison up: [bold]{cfg.app.name}[/] from {what}")
     t0 = time.monotonic()
     run = Run(reporter=ConsoleReporter())
-    do_up(project, LocalExecutor(), run)
+    with explain_failure(project):
+        do_up(project, LocalExecutor(), run)
     verdict = "changed" if run.changed else "nothing changed"
     port = "" if cfg.server.port == 80 else f":{cfg.server.port}"
     out.print(
@@ -208,7 +265,8 @@ def rollback(config_path: Path | None, release: str | None) -> None:
     project = _project(config_path, sample_if_missing=True)
     t0 = time.monotonic()
     run = Run(reporter=ConsoleReporter())
-    do_rollback(project, LocalExecutor(), run, release)
+    with explain_failure(project):
+        do_rollback(project, LocalExecutor(), run, release)
     out.print(f"[bold green]rolled back[/] {project.config.app.name} ({time.monotonic() - t0:.1f} s)")
 
 
@@ -319,3 +377,5 @@ def down(config_path: Path | None, purge: bool) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+from garrison.cli import remote  # noqa: F401,E402  (registers deploy over SSH, provision, ...)

@@ -47,7 +47,7 @@ DISK_WARN_PERCENT = 90
 # What `garrison up` installs into every venv (garrison.workflows.up.GUNICORN_SPEC, repeated
 # because the pure layers don't import workflows; a test keeps the two equal).
 GUNICORN_SPEC = "gunicorn[gevent]>=23"
-UV_ENV = "UV_CACHE_DIR=/var/cache/garrison/uv UV_NATIVE_TLS=1"  # as `up` runs uv
+UV_ENV = "UV_CACHE_DIR=/var/cache/garrison/uv UV_SYSTEM_CERTS=1"  # as `up` runs uv
 
 
 @dataclass(frozen=True)
@@ -225,6 +225,12 @@ def check_http(facts: F.DoctorFacts) -> Finding:
 
 def check_deployed(facts: F.DoctorFacts) -> Finding:
     L = _L(facts)
+    if facts.deploying:
+        # Mid-deploy, slots start and stop and the include flips: findings may be of a moment.
+        return _f(
+            "deployed", "client", "warn", f"a deploy is running: {facts.deploying} (holds {L.lock})",
+            "wait for it to finish, then run `garrison doctor` again",
+        )
     if facts.state is None:
         if _exists(facts, L.state_file) is False:
             return _f("deployed", "client", "fail", f"{L.state_file} does not exist: {facts.config.app.name} is not deployed here", UP)
@@ -622,6 +628,8 @@ def check_slot_running(facts: F.DoctorFacts) -> Finding:
     if st.stopped:
         return _f("slot_running", "gunicorn", "fail", st.line, _slot_command(facts, "start", slot))
     failure = D.boot_failure(F.last_boot(facts.gunicorn_log))
+    if st.changing and failure is None:
+        return _f("slot_running", "gunicorn", "unknown", f"{st.line}: between two states (a deploy?); run the doctor again")
     why = f"; {L.error_log}: {failure.summary}" if failure else ""
     return _f(
         "slot_running", "gunicorn", "fail", f"gunicorn keeps exiting: {st.line}{why}",

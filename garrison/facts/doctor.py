@@ -6,9 +6,10 @@ against. `garrison.workflows.doctor.collect` fills it over an executor;
 `garrison.diagnose.rules` reads it only through the parsers below, so every
 rule can be unit-tested on recorded outputs (tests/unit/recorded/).
 
-Conventions, so that a rule never mistakes "not looked at" for "fine":
-- a file's text is None when the file does not exist on the host;
-- a command's `Output` is None when it was not run (tool missing, not root);
+Conventions, so that a rule never mistakes "not looked at" for "fine" or "missing":
+- a file's text is None when it was not read; that it does not exist is
+  proven by `stats` (collected, and without a record for its path);
+- a command's `Output` is None when it was not run;
 - parsers return None (or an empty result) for empty or malformed input,
   never raise.
 """
@@ -62,6 +63,8 @@ class ReleaseFacts:
 
 @dataclass(frozen=True)
 class DoctorFacts:
+    """One look at one host for one app: what the config wants, and what is there."""
+
     config: Config
     config_path: str = "garrison.toml"  # where the user edits settings (fix texts name it)
     systemd: bool | None = None  # PID 1 is systemd: the slots run under systemd, else supervisord
@@ -70,6 +73,7 @@ class DoctorFacts:
     app_groups: str | None = None  # `id -Gn <app user>`
     clock: str | None = None  # `date '+%s %z'`: now, and the offset nginx's local log times use
     state: str | None = None  # garrison-state.json
+    deploying: str | None = None  # the deploy lock's holder while a deploy runs, else None
     releases: str | None = None  # release folder names, one a line
     upstream: str | None = None  # the upstream include (names the live slot)
     site: str | None = None  # sites-available/<app>.conf
@@ -88,7 +92,8 @@ class DoctorFacts:
     pids: Mapping[str, str | None] = field(default_factory=dict)  # slot → its pidfile's text
     stats: str | None = None  # STAT_FORMAT records of every path a rule looks at
     static: Mapping[str, str | None] = field(default_factory=dict)  # static path → `readlink -f current/<path>`
-    static_denied: Mapping[str, str | None] = field(default_factory=dict)  # static path → FIND_FORMAT records lacking o+r/o+x
+    # static path → FIND_FORMAT records of what in it lacks o+r (files) or o+x (folders)
+    static_denied: Mapping[str, str | None] = field(default_factory=dict)
     gunicorn_log: str | None = None  # tail of gunicorn's error log
     nginx_log: str | None = None  # tail of the site's own nginx error log
     probe_nginx: Mapping[str, Any] | None = None  # health probe through nginx (garrison.hosts.probe)
@@ -230,7 +235,8 @@ def parse_df(text: str | None) -> list[DiskUse]:
         words = line.split(None, 5)
         if len(words) != 6 or not words[4].endswith("%") or not words[4][:-1].isdigit():
             continue  # the header, or garbage
-        out.append(DiskUse(filesystem=words[0], used_percent=int(words[4][:-1]), mount=words[5], line=" ".join(line.split())))
+        line = " ".join(line.split())
+        out.append(DiskUse(filesystem=words[0], used_percent=int(words[4][:-1]), mount=words[5], line=line))
     return out
 
 
@@ -272,7 +278,8 @@ def parse_ufw_status(text: str | None) -> UfwStatus | None:
             # Columns are padded, but a long To (an app profile) leaves a single space.
             m = _UFW_RULE.match(line)
             if m:
-                rules.append(UfwRule(to=m.group(1), action=" ".join(m.group(2).split()), source=m.group(3), line=" ".join(line.split())))
+                action = " ".join(m.group(2).split())
+                rules.append(UfwRule(to=m.group(1), action=action, source=m.group(3), line=" ".join(line.split())))
     if active is None:
         return None
     return UfwStatus(active=active, default_incoming=default, rules=tuple(rules))
@@ -320,12 +327,14 @@ class NginxMessage:
     raw: str
 
 
-_NGINX_MSG = re.compile(r"^nginx: \[(\w+)\] (.*)$")
+# Before nginx has read the config's `error_log` (or with -e) it prints "nginx: [level] …";
+# after, in its log format: "2026/11/24 20:45:42 [emerg] 25275#25275: …".
+_NGINX_MSG = re.compile(r"^(?:nginx: |\d{4}/\d\d/\d\d \d\d:\d\d:\d\d )\[(\w+)\] (?:\d+#\d+: )?(.*)$")
 _IN_FILE = re.compile(r" in (/\S+?):(\d+)$")
 
 
 def parse_nginx_test(stderr: str | None) -> list[NginxMessage]:
-    """The [level] lines `nginx -t`/`-T` prints on stderr."""
+    """The [level] lines `nginx -t`/`-T` prints on stderr, in either of its two formats."""
     out = []
     for line in (stderr or "").splitlines():
         m = _NGINX_MSG.match(line.strip())
@@ -571,6 +580,7 @@ class SlotState:
     state: str  # RUNNING, STOPPED, BACKOFF, FATAL, EXITED, STARTING (supervisord's names);
     # NO_SUCH_PROCESS, MANAGER_DOWN, MANAGER_MISSING; or systemd's ActiveState (active, inactive, failed, activating)
     line: str  # what the manager said, for evidence
+    sub: str = ""  # systemd's SubState: "auto-restart" while a crashed unit waits to restart
 
     @property
     def running(self) -> bool:
@@ -580,6 +590,13 @@ class SlotState:
     def stopped(self) -> bool:
         """Stopped on purpose (not crashing)."""
         return self.state in ("STOPPED", "inactive")
+
+    @property
+    def changing(self) -> bool:
+        """Between two states: one look can't tell a start from a crash loop."""
+        if self.state == "activating":
+            return self.sub != "auto-restart"
+        return self.state in ("STARTING", "STOPPING", "deactivating", "reloading")
 
 
 def parse_supervisor_status(text: str | None) -> SlotState | None:
@@ -607,7 +624,8 @@ def parse_systemd_show(text: str | None, unit: str) -> SlotState | None:
     if not state:
         return None
     sub = props.get("SubState", "")
-    return SlotState(state, f"{unit}: {state} ({sub})" + (f", result {props['Result']}" if props.get("Result") else ""))
+    result = f", result {props['Result']}" if props.get("Result") else ""
+    return SlotState(state, f"{unit}: {state} ({sub}){result}", sub)
 
 
 # ---- state ---------------------------------------------------------------------------

@@ -4,8 +4,8 @@
 `ufw status`, the service manager's status and `tail` of the logs, sends two
 health probes (through nginx, and straight to the live slot), and imports the
 app as its own user in its release, the way a gunicorn worker does when it
-boots. It changes nothing Garrison owns: no reload, no restart, no chmod. The
-rules that judge what it read are in `garrison.diagnose.rules`.
+boots. It changes nothing: no reload, no restart, no chmod, no lock taken.
+The rules that judge what it read live in `garrison.diagnose.rules`.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Sequence
 from garrison import commands as C
 from garrison import facts as F
 from garrison.config import Project
+from garrison.diagnose.rules import NGINX_PID, Report, diagnose
 from garrison.errors import HostError
-from garrison.diagnose.rules import Report, diagnose
 from garrison.facts.doctor import (
     FIND_FORMAT,
     STAT_FORMAT,
@@ -35,7 +35,7 @@ from garrison.workflows import Run
 from garrison.workflows.up import Up
 
 # Run by the venv's python, as the app user, in the release (argv[1] = app.entry).
-# It fails exactly where gunicorn's `import_app` would, and prints the traceback.
+# It fails where gunicorn's `import_app` would, and prints the traceback.
 IMPORT_CHECK = """\
 import importlib, os, sys
 entry = sys.argv[1]
@@ -48,18 +48,24 @@ if "(" not in attr and not callable(obj):
     raise TypeError(f"{entry} is a {type(obj).__name__}, not a WSGI callable")
 print("ok")
 """
-# gunicorn's gevent worker module refuses gevents that are too old: import it as gunicorn does.
+# gunicorn's gevent worker module also refuses a gevent that is too old: import it as gunicorn does.
 GEVENT_CHECK = "import gevent; import gunicorn.workers.ggevent"
 IMPORT_TIMEOUT = 60.0
 LOG_LINES = 400
-NGINX_PROBE_DEADLINE = 3.0  # a just-started slot gets a moment; a healthy one answers at once
+NGINX_PROBE_DEADLINE = 3.0  # a slot that just started gets a moment; a healthy one answers at once
 SLOT_PROBE_DEADLINE = 2.0
+# Entries of a static folder that "other" can't read (files) or enter (folders): usually none.
+# The rule then decides with owner and groups; head keeps a broken tree from flooding the report.
+FIND_DENIED = 'find "$1" \\( \\( -type d ! -perm -o=x \\) -o \\( -type f ! -perm -o=r \\) \\) -printf "$2" | head -n 50'
+
+
+# ---- reading primitives ------------------------------------------------------------
 
 
 def _text(host: Executor, path: str) -> str | None:
     try:
         raw = host.read_file(path)
-    except OSError:  # not root: unreadable is "not read", not "missing"
+    except OSError:
         return None
     return None if raw is None else raw.decode(errors="replace")
 
@@ -75,44 +81,127 @@ def _stdout(host: Executor, argv: Sequence[str], timeout: float = 30.0) -> str |
     return out.stdout if out.ok else None
 
 
+def _resolve_any(host: Executor, path: str) -> str | None:
+    """`readlink -f path`: where it leads, even when its last component is missing."""
+    return (_stdout(host, ("readlink", "-f", "--", path)) or "").strip() or None
+
+
 def _resolve(host: Executor, path: str) -> str | None:
-    """`readlink -f path`, only when the result exists."""
-    out = _stdout(host, ("readlink", "-f", "--", path))
-    resolved = (out or "").strip()
+    """`readlink -f path`, only when what it leads to exists."""
+    resolved = _resolve_any(host, path)
     return resolved if resolved and host.exists(resolved) else None
 
 
+def _existing(host: Executor, path: str) -> str:
+    """path, or its nearest existing parent: the filesystem it is (or will be) on."""
+    while path != "/" and not host.exists(path):
+        path = posixpath.dirname(path)
+    return path
+
+
+def _link(host: Executor, path: str) -> str | None:
+    """A symlink's target as written, or None when path is not a symlink."""
+    st = host.stat(path)
+    return st.link_target if st is not None and st.is_link else None
+
+
+# ---- what each part of the path needs ---------------------------------------------------
+
+
 def _release(u: Up, path: str, slot: str, worker_class: str, env: dict[str, str]) -> ReleaseFacts:
+    """A release's interpreter, and whether its app (and gevent) import as the app user."""
     h, cfg = u.host, u.cfg
     python = _resolve(h, f"{path}/.venv/bin/python")
     venv_bin = _resolve(h, f"{path}/.venv/bin")
-    rel = ReleaseFacts(id=posixpath.basename(path), path=path, python=python, venv_bin=venv_bin)
     if python is None or venv_bin is None:
-        return rel
+        return ReleaseFacts(id=posixpath.basename(path), path=path, python=python, venv_bin=venv_bin)
     as_app = ("runuser", "-u", cfg.user, "--", "env", "-C", path, f"{path}/.venv/bin/python")
-    # What the service manager gives gunicorn, plus no .pyc writes into the release.
+    # What the service manager gives gunicorn; and no .pyc written into the release.
     run_env = {"HOME": u.L.base, "GARRISON_SLOT": slot, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **env}
+    gevent = _run(h, (*as_app, "-c", GEVENT_CHECK), IMPORT_TIMEOUT, run_env) if worker_class == "gevent" else None
     return ReleaseFacts(
-        id=rel.id,
+        id=posixpath.basename(path),
         path=path,
         python=python,
         venv_bin=venv_bin,
         import_check=_run(h, (*as_app, "-c", IMPORT_CHECK, cfg.app.entry), IMPORT_TIMEOUT, run_env),
-        gevent_check=_run(h, (*as_app, "-c", GEVENT_CHECK), IMPORT_TIMEOUT, run_env) if worker_class == "gevent" else None,
+        gevent_check=gevent,
         has_pip=h.exists(f"{venv_bin}/pip"),
     )
 
 
+def _releases(u: Up, state: dict, live: str | None, worker_class: str) -> tuple[str | None, ReleaseFacts | None, ReleaseFacts | None]:
+    """(release listing, the live slot's release, the newest release if it never went live).
+
+    `up` records a release in its state only once it is healthy, so a newer
+    release that is not recorded is the one a failed deploy left behind.
+    """
+    h, L = u.host, u.L
+    try:
+        env = u.app_env()
+    except OSError:
+        env = {}
+    live_path = _resolve(h, L.slot(live)) if live else _resolve(h, L.current)
+    live_rel = _release(u, live_path, live or "blue", worker_class, env) if live_path else None
+    listing = _stdout(h, ("find", L.releases, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "%f\n"))
+    names = parse_release_names(listing)
+    recorded = set(state.get("releases") or [])
+    failed = None
+    if names and names[-1] not in recorded and (live_rel is None or names[-1] != live_rel.id):
+        failed = _release(u, L.release(names[-1]), "blue", worker_class, env)
+    return listing, live_rel, failed
+
+
+def _deploying(u: Up) -> str | None:
+    """Who holds the deploy lock, while a deploy runs.
+
+    A shared flock succeeds unless a deploy holds the lock. Tried only on an
+    existing lock file, since flock(1) would create a missing one.
+    """
+    h, lock = u.host, u.L.lock
+    if h.exists(lock) and h.run(("flock", "-n", "-s", lock, "true"), check=False).returncode == 1:
+        return (_text(h, lock) or "").strip() or "another process"
+    return None
+
+
+def _stat_paths(u: Up, static: dict[str, str | None], releases: Sequence[ReleaseFacts | None]) -> list[str]:
+    """Every path a rule judges by owner, group and mode, with the folders above it."""
+    L = u.L
+    paths = [L.state_file, L.nginx_upstream, L.nginx_site, L.nginx_site_link, NGINX_PID, L.env_file, L.error_log]
+    for slot in SLOTS:
+        paths.append(L.pidfile(slot))
+        if not L.bind:
+            paths += components(L.socket(slot))
+    for folder in static.values():
+        if folder:
+            paths += components(folder)
+    for rel in releases:
+        if rel and rel.python and rel.venv_bin:
+            paths += components(rel.venv_bin) + components(rel.python)
+    return list(dict.fromkeys(paths))
+
+
+def _slot_status(u: Up, systemd: bool) -> dict[str, Output]:
+    h, L = u.host, u.L
+    if systemd:
+        show = ("show", "-p", "ActiveState", "-p", "SubState", "-p", "Result")
+        return {s: _run(h, C.systemctl(*show, L.systemd_instance(s))) for s in SLOTS}
+    return {s: _run(h, C.supervisorctl(u.tool, "status", L.supervisor_program(s))) for s in SLOTS}
+
+
+# ---- the whole picture ----------------------------------------------------------------------
+
+
 def collect(project: Project, host: Executor) -> DoctorFacts:
-    """Everything the rules look at, read from host; never changes the host."""
+    """Everything the rules look at, read from host; changes nothing on it."""
     u = Up(project=project, host=host, run=Run())
-    cfg, L, T, h = u.cfg, u.L, u.tool, host
+    cfg, L, h = u.cfg, u.L, host
     if h.run(("id", "-u"), check=False).stdout.strip() != "0":
         # Without root, runuser, nginx -T and the env file are out of reach, and
-        # "can't read" would look like "missing": no half-true report.
+        # "can't read" would pass for "missing": no half-true report.
         raise HostError(
-            f"{h.name}: garrison doctor must run as root (it reads nginx's config and runs the app as "
-            f"{cfg.user} to import it); run: sudo garrison doctor"
+            f"{h.name}: garrison doctor must run as root (it reads nginx's config and imports the app "
+            f"as {cfg.user}); run: sudo garrison doctor"
         )
 
     systemd = F.parse_pid1(_text(h, "/proc/1/comm") or "")
@@ -122,63 +211,24 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
         state = json.loads(state_text) if state_text else {}
     except ValueError:
         state = {}
-    state = state if isinstance(state, dict) else {}
     live = u.live_slot()
     gunicorn_conf = _text(h, L.gunicorn_conf)
     worker_class = parse_gunicorn_setting(gunicorn_conf, "worker_class") or cfg.gunicorn.worker_class
-    try:
-        env = u.app_env()
-    except OSError:
-        env = {}
-
-    # The release the live slot runs, and the newest one if it never went live
-    # (a deploy that failed: `up` records a release only once it is healthy).
-    live_path = _resolve(h, L.slot(live)) if live else _resolve(h, L.current)
-    live_rel = _release(u, live_path, live or "blue", worker_class, env) if live_path else None
-    listing = _stdout(h, ("find", L.releases, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "%f\n"))
-    names = parse_release_names(listing)
-    recorded = set(state.get("releases", []) or [])
-    failed_rel = None
-    if names and names[-1] not in recorded and (live_rel is None or names[-1] != live_rel.id):
-        failed_rel = _release(u, L.release(names[-1]), "blue", worker_class, env)
+    listing, live_rel, failed_rel = _releases(u, state if isinstance(state, dict) else {}, live, worker_class)
 
     static = {st.path: _resolve_any(h, f"{L.current}/{st.path}") for st in cfg.app.static}
-    static_denied = {}
-    for path, folder in static.items():
-        if folder and h.exists(folder):
-            # Entries nobody but their owner/group may read: few, and the rule decides with groups.
-            script = 'find "$1" \\( \\( -type d ! -perm -o=x \\) -o \\( -type f ! -perm -o=r \\) \\) -printf "$2" | head -n 50'
-            static_denied[path] = _stdout(h, ("sh", "-c", script, "sh", folder, FIND_FORMAT))
-
-    paths = [L.state_file, L.nginx_upstream, L.nginx_site, L.nginx_site_link, "/run/nginx.pid", L.env_file, L.error_log]
-    for slot in SLOTS:
-        paths.append(L.pidfile(slot))
-        if not L.bind:
-            paths += components(L.socket(slot))
-    for folder in static.values():
-        if folder:
-            paths += components(folder)
-    for rel in (live_rel, failed_rel):
-        if rel and rel.python and rel.venv_bin:
-            paths += components(rel.venv_bin) + components(rel.python)
-    paths = list(dict.fromkeys(paths))
-    # stat exits 1 when some paths are missing (they are left out: that is the fact).
-    stat = _run(h, ("stat", "-c", STAT_FORMAT, "--", *paths))
-    stats = stat.stdout if stat.rc in (0, 1) else None
-
-    nginx_pid = _text(h, "/run/nginx.pid")
+    static_denied = {
+        path: _stdout(h, ("sh", "-c", FIND_DENIED, "sh", folder, FIND_FORMAT))
+        for path, folder in static.items() if folder and h.exists(folder)
+    }
+    # stat exits 1 when some paths are missing: they are left out, and that is the fact.
+    stat = _run(h, ("stat", "-c", STAT_FORMAT, "--", *_stat_paths(u, static, (live_rel, failed_rel))))
+    nginx_pid = _text(h, NGINX_PID)
     pid = F.parse_pid(nginx_pid)
     ufw = h.which("ufw")
-
-    if systemd:
-        status = {
-            s: _run(h, C.systemctl("show", "-p", "ActiveState", "-p", "SubState", "-p", "Result", L.systemd_instance(s)))
-            for s in SLOTS
-        }
-    else:
-        status = {s: _run(h, C.supervisorctl(T, "status", L.supervisor_program(s))) for s in SLOTS}
-
     a, srv = cfg.app, cfg.server
+    # Probe before reading the logs: what nginx logs about the probe's own request
+    # (a connect() refused with errno 13, a timeout) is the freshest evidence there is.
     probe_nginx = u.probe(f"127.0.0.1:{srv.port}", deadline=NGINX_PROBE_DEADLINE, timeout=a.health_timeout)
     probe_slot = u.probe(L.bind_address(live), deadline=SLOT_PROBE_DEADLINE, timeout=a.health_timeout) if live else None
 
@@ -191,6 +241,7 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
         app_groups=_stdout(h, ("id", "-Gn", cfg.user)),
         clock=_stdout(h, ("date", "+%s %z")),
         state=state_text,
+        deploying=_deploying(u),
         releases=listing,
         upstream=_text(h, L.nginx_upstream),
         site=_text(h, L.nginx_site),
@@ -205,9 +256,9 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
         ufw_installed=ufw is not None,
         ufw=_run(h, ("ufw", "status", "verbose")) if ufw else None,
         gunicorn_conf=gunicorn_conf,
-        slot_status=status,
+        slot_status=_slot_status(u, systemd),
         pids={s: _text(h, L.pidfile(s)) for s in SLOTS},
-        stats=stats,
+        stats=stat.stdout if stat.rc in (0, 1) else None,
         static=static,
         static_denied=static_denied,
         gunicorn_log=_stdout(h, ("tail", "-n", str(LOG_LINES), L.error_log)),
@@ -219,25 +270,6 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
     )
 
 
-def _resolve_any(host: Executor, path: str) -> str | None:
-    """`readlink -f path`, even when the last component is missing (a static folder the release lacks)."""
-    out = (_stdout(host, ("readlink", "-f", "--", path)) or "").strip()
-    return out or None
-
-
-def _existing(host: Executor, path: str) -> str:
-    """path, or its nearest existing parent: the filesystem it is (or would be) on."""
-    while path != "/" and not host.exists(path):
-        path = posixpath.dirname(path)
-    return path
-
-
-def _link(host: Executor, path: str) -> str | None:
-    """A symlink's target as written, or None when path is not a symlink."""
-    st = host.stat(path)
-    return st.link_target if st is not None and st.is_link else None
-
-
 def doctor(project: Project, host: Executor) -> Report:
-    """Read the host, then explain: findings in request-path order and the cause."""
+    """Read the host, then explain it: findings in request-path order, and the cause."""
     return diagnose(collect(project, host))

@@ -135,6 +135,12 @@ def test_nginx_test_messages():
     assert "a duplicate default server for 0.0.0.0:80" in dup.text and dup.line == 5
     warn = F.parse_nginx_test(rec("nginx_T_conflict.err"))[0]
     assert warn.level == "warn" and warn.file is None and 'conflicting server name "zdt.test"' in warn.text
+    # Without -e, what nginx finds after reading `error_log` comes in its log format.
+    logged = F.parse_nginx_test(rec("nginx_T_dupdefault.err"))[0]
+    assert logged.level == "emerg" and logged.text == "a duplicate default server for 0.0.0.0:80 in /tmp/doctorlab/ngt/sites/zdt.conf:5"
+    assert (logged.file, logged.line) == ("/tmp/doctorlab/ngt/sites/zdt.conf", 5)
+    assert logged.raw.startswith("2026/11/24 20:45:38 [emerg] 25242#25242: a duplicate")
+    assert F.parse_nginx_test(rec("nginx_T_syntax.err"))[0].text == 'unexpected "}" in /tmp/doctorlab/ngt/sites/zdt.conf:10'
     assert F.parse_nginx_test(rec("nginx_T_system.err")) == []
     assert F.parse_nginx_test(None) == [] and F.parse_nginx_test("garbage\n") == []
 
@@ -260,9 +266,10 @@ def test_supervisor_status_lines():
     live = F.parse_supervisor_status(rec("supervisorctl_status.txt").splitlines()[1])
     assert live.state == "RUNNING" and live.running and live.line.startswith("zdt-blue RUNNING pid")
     states = [F.parse_supervisor_status(ln) for ln in rec("supervisorctl_lab_states.txt").splitlines()]
-    assert [(s.state, s.running, s.stopped) for s in states] == [
-        ("STOPPED", False, True), ("BACKOFF", False, False), ("FATAL", False, False),
+    assert [(s.state, s.running, s.stopped, s.changing) for s in states] == [
+        ("STOPPED", False, True, False), ("BACKOFF", False, False, False), ("FATAL", False, False, False),
     ]
+    assert F.parse_supervisor_status("zdt-blue                         STARTING  ").changing
     assert F.parse_supervisor_status(rec("supervisorctl_no_such_process.txt")).state == "NO_SUCH_PROCESS"
     down = F.parse_supervisor_status(rec("supervisorctl_down.txt"))
     assert down.state == "MANAGER_DOWN" and "no such file" in down.line
@@ -277,7 +284,8 @@ def test_systemd_show():
     assert active.running and active.line == "zdt@blue.service: active (running), result success"
     assert F.parse_systemd_show(rec("systemctl_show_inactive.txt"), unit).stopped
     crashing = F.parse_systemd_show(rec("systemctl_show_auto_restart.txt"), unit)
-    assert not crashing.running and not crashing.stopped and "auto-restart" in crashing.line
+    assert not crashing.running and not crashing.stopped and not crashing.changing and "auto-restart" in crashing.line
+    assert F.parse_systemd_show("ActiveState=activating\nSubState=start\n", unit).changing
     assert F.parse_systemd_show("", unit) is None and F.parse_systemd_show("Foo=bar", unit) is None
 
 
@@ -291,3 +299,74 @@ def test_release_facts_venv():
     rel = F.ReleaseFacts(id="r", path="/srv/a/releases/r", venv_bin="/srv/a/venvs/h/bin")
     assert rel.venv == "/srv/a/venvs/h"
     assert F.ReleaseFacts(id="r", path="/p").venv is None
+
+
+# ---- collect() over a fake host: it runs, it only reads ---------------------------------
+
+
+class ReadOnlyHost:
+    """An executor that answers like a host with nothing deployed, records each command and refuses writes."""
+
+    name = "fake"
+
+    def __init__(self, uid: str = "0"):
+        self.uid = uid
+        self.argvs: list[tuple[str, ...]] = []
+
+    def run(self, argv, *, input=None, env=None, check=True, timeout=None):
+        from garrison.hosts import Result
+
+        argv = tuple(argv)
+        self.argvs.append(argv)
+        if argv == ("id", "-u"):
+            return Result(argv, 0, self.uid + "\n", "")
+        return Result(argv, 1, "", "")
+
+    def read_file(self, path):
+        return None
+
+    def stat(self, path):
+        return None
+
+    def exists(self, path):
+        return False
+
+    def which(self, program):
+        return None
+
+    def __getattr__(self, name):  # write_file, extract_tar, lock, ensure_*, remove …
+        raise AssertionError(f"doctor must not call {name}")
+
+
+# Commands that only read; the app's import runs as its user through runuser.
+READ_ONLY = {
+    "id", "find", "readlink", "stat", "nginx", "grep", "ss", "df", "date", "tail", "kill", "runuser",
+    "/usr/bin/python3", "/opt/garrison/venv/bin/supervisorctl", "systemctl", "ufw", "flock", "sh",
+}
+
+
+def test_collect_only_reads(tmp_path):
+    from garrison.config import find_project
+    from garrison.workflows.doctor import collect
+
+    (tmp_path / "garrison.toml").write_text('[app]\nname = "demo"\nentry = "main:app"\nrequirements = ""\n')
+    (tmp_path / "main.py").write_text("app = None\n")
+    host = ReadOnlyHost()
+    facts = collect(find_project(tmp_path), host)
+    assert {argv[0] for argv in host.argvs} <= READ_ONLY
+    assert ("nginx", "-T") in host.argvs
+    assert all(argv[1:2] != ("-s",) for argv in host.argvs if argv[0] == "nginx")  # never a reload
+    assert all(argv[1] == "0" for argv in host.argvs if argv[0] == "kill")
+    assert all("status" in argv for argv in host.argvs if argv[0].endswith("supervisorctl"))
+    assert facts.state is None and facts.live is None and facts.failed is None
+    assert facts.config_path == str(tmp_path / "garrison.toml")
+
+
+def test_collect_needs_root(tmp_path):
+    from garrison.config import find_project
+    from garrison.errors import HostError
+    from garrison.workflows.doctor import collect
+
+    (tmp_path / "garrison.toml").write_text('[app]\nname = "demo"\nentry = "main:app"\nrequirements = ""\n')
+    with pytest.raises(HostError, match="must run as root"):
+        collect(find_project(tmp_path), ReadOnlyHost(uid="1000"))

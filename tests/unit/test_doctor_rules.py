@@ -258,6 +258,9 @@ def test_deployed():
     assert check(R.check_deployed, replace(healthy(), state="{}")).status == "fail"
     assert check(R.check_deployed, replace(healthy(), state="{not json")).status == "unknown"
     assert check(R.check_deployed, replace(healthy(), state=None, stats=None)).status == "unknown"
+    holder = "garrison (pid 4242 on web1) since 2026-11-24 20:18:13 UTC"
+    busy = check(R.check_deployed, replace(healthy(), state=None, deploying=holder))
+    assert busy.status == "warn" and busy.evidence == f"a deploy is running: {holder} (holds /srv/ave_caesar/.garrison.lock)"
 
 
 @pytest.mark.parametrize(
@@ -567,6 +570,23 @@ def test_slot_crash_looping_quotes_the_log():
     assert check(R.check_slot_running, systemd).fix.endswith("`systemctl restart ave_caesar@blue.service`")
 
 
+def test_slot_starting_is_not_yet_a_verdict():
+    starting = replace(healthy(), slot_status=supervisor("ave_caesar-blue                  STARTING  "))
+    assert check(R.check_slot_running, starting).status == "unknown"
+    # …unless gunicorn's log already shows why it will not come up.
+    crashing = replace(starting, gunicorn_log=rec("gunicorn_import_error.log"))
+    assert check(R.check_slot_running, crashing).status == "fail"
+
+
+def test_nginx_config_error_in_log_format():
+    # What `nginx -T` (no -e) prints once it has opened the config's error_log.
+    err = rec("nginx_T_syntax.err").replace("/tmp/doctorlab/ngt/sites/zdt.conf", LINK)
+    f = check(R.check_nginx_config, replace(healthy(), nginx_T=Output(1, "", err)))
+    assert (f.status, f.fix) == ("fail", "garrison up") and f.evidence.endswith(f'[emerg] 25275#25275: unexpected "}}" in {LINK}:10')
+    other = check(R.check_nginx_config, replace(healthy(), nginx_T=Output(1, "", rec("nginx_T_dupdefault.err"))))
+    assert other.fix.startswith("remove `default_server` from the listen in /tmp/doctorlab/ngt/sites/zdt.conf:5")
+
+
 def test_slot_unknown_to_or_without_supervisord():
     gone = check(R.check_slot_running, replace(healthy(), slot_status=supervisor("ave_caesar-blue: ERROR (no such process)", 4)))
     assert (gone.status, gone.fix) == ("fail", "garrison up")
@@ -680,7 +700,7 @@ def test_gevent_missing():
     assert f.evidence == f"worker_class gevent, but in {venv}: ModuleNotFoundError: No module named 'gevent'"
     # uv made this venv: it has no pip.
     assert f.fix == (
-        "UV_CACHE_DIR=/var/cache/garrison/uv UV_NATIVE_TLS=1 "
+        "UV_CACHE_DIR=/var/cache/garrison/uv UV_SYSTEM_CERTS=1 "
         f"/opt/garrison/venv/bin/uv pip install --python {venv}/bin/python 'gunicorn[gevent]>=23' && garrison up"
     )
     with_pip = check(R.check_gevent, replace(healthy(), live=dataclasses.replace(live, has_pip=True)))
