@@ -14,8 +14,10 @@ import time
 from collections import Counter
 
 
-def get(path: str, host: str, port: int = 80, timeout: float = 10.0) -> tuple[int, str] | None:
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def get(
+    path: str, host: str, port: int = 80, timeout: float = 10.0, address: str = "127.0.0.1"
+) -> tuple[int, str] | None:
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host, "Connection": "close"})
         r = conn.getresponse()
@@ -35,8 +37,9 @@ class Load:
         threads: int = 3,
         max_seconds: float = 180,
         max_requests: int = 250_000,
+        address: str = "127.0.0.1",
     ):
-        self.host, self.path, self.port = host, path, port
+        self.host, self.path, self.port, self.address = host, path, port, address
         self.stop = threading.Event()
         self.results: Counter[str] = Counter()
         self.failures: list[str] = []
@@ -47,7 +50,7 @@ class Load:
 
     def _loop(self) -> None:
         while not self.stop.is_set() and time.monotonic() < self.deadline:
-            r = get(self.path, self.host, self.port)
+            r = get(self.path, self.host, self.port, address=self.address)
             with self.lock:
                 if self.total >= self.max_requests:
                     return
@@ -68,7 +71,7 @@ class Load:
         end = time.monotonic() + 10
         while self.total <= 10:
             if time.monotonic() > end:
-                raise RuntimeError(f"the load got no answers from http://{self.host}:{self.port}{self.path}")
+                raise RuntimeError(f"the load got no answers from http://{self.host}:{self.port}{self.path} at {self.address}")
             time.sleep(0.01)
         return self
 

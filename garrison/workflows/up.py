@@ -150,8 +150,15 @@ class Up:
             else:
                 if not h.exists(py):
                     h.run(("/usr/bin/python3", "-m", "venv", T.venv), timeout=300)
-                h.run((f"{T.venv}/bin/pip", "install", "--quiet", "--disable-pip-version-check", *TOOL_PACKAGES), timeout=900)
-                st.status, st.detail = CHANGED, f"installed {', '.join(TOOL_PACKAGES)} into {T.venv}"
+                # A local wheelhouse (--wheelhouse / GARRISON_WHEELHOUSE): hosts without a route to PyPI.
+                from garrison.workflows.fleet import sync_wheelhouse, wheelhouse_for
+
+                local = wheelhouse_for(self)
+                offline = ["--no-index", "--find-links", sync_wheelhouse(h, local)[0]] if local else []
+                h.run((f"{T.venv}/bin/pip", "install", "--quiet", "--disable-pip-version-check", *offline, *TOOL_PACKAGES),
+                      timeout=900)
+                st.status, st.detail = CHANGED, f"installed {', '.join(TOOL_PACKAGES)} into {T.venv}" + (
+                    f" from the wheelhouse {local}" if local else "")
             facts.uv = f"{T.venv}/bin/uv" if h.exists(f"{T.venv}/bin/uv") else h.which("uv")
             if not facts.systemd:
                 helper = resources.files("garrison.hosts").joinpath("garrison_exec.py").read_bytes()
@@ -227,12 +234,16 @@ class Up:
                     )
                 h.remove(venv)
                 release = L.release(rid)
-                args = list(server_specs(self.cfg))
+                from garrison.workflows.fleet import sync_wheelhouse, wheelhouse_for
+
+                local = wheelhouse_for(self)
+                args = ["--no-index", "--find-links", sync_wheelhouse(h, local)[0]] if local else []
+                args.extend(server_specs(self.cfg))
                 if a.requirements == "pyproject.toml":
                     args.append(release)
                 elif a.requirements:
                     args += ["-r", posixpath.join(release, a.requirements)]
-                env = {"UV_CACHE_DIR": "/var/cache/garrison/uv", "UV_PYTHON_DOWNLOADS": "never", "UV_NATIVE_TLS": "1"}
+                env = {"UV_CACHE_DIR": "/var/cache/garrison/uv", "UV_PYTHON_DOWNLOADS": "never", "UV_SYSTEM_CERTS": "1"}
                 tool = "pip"
                 try:
                     if not facts.uv:

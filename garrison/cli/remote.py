@@ -1,0 +1,326 @@
+"""Commands for the [[hosts]] of garrison.toml, over SSH: deploy, provision, status, logs.
+
+Registered on `garrison.cli.main` when this module is imported (the last line of
+garrison/cli/__init__.py). `deploy` replaces the local-only command of the same
+name: with no [[hosts]] it is still `garrison up` on this machine (and `--plan`).
+
+SSH settings come from the environment as well as ~/.ssh: GARRISON_KNOWN_HOSTS,
+GARRISON_SSH_CONFIG (empty: none), GARRISON_IDENTITY (comma-separated keys),
+GARRISON_CONNECT_TIMEOUT; pip's offline wheelhouse from --wheelhouse or
+GARRISON_WHEELHOUSE.
+
+Exit status of `deploy`: the number of hosts that failed (at most 100); 0 when
+every host succeeded; the usual codes (2 bad config, ...) for errors before
+any host was touched.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+
+import click
+from rich.markup import escape
+
+from garrison.cli import _STYLE, _project, boundary, config_option, err, main, out
+from garrison.cli import up as local_up
+from garrison.errors import GarrisonError
+from garrison.workflows import StepResult
+
+_PRINT = threading.Lock()
+
+
+class PrefixReporter:
+    """One line per step, prefixed by the host's name; safe to share a console between threads."""
+
+    def __init__(self, name: str, width: int = 0):
+        self.prefix = f"{name:<{width}}" if width else name
+
+    def start(self, name: str, what: str) -> None:
+        pass
+
+    def done(self, result: StepResult) -> None:
+        style = _STYLE.get(result.status, "")
+        with _PRINT:
+            out.print(
+                f"[bold]{escape(self.prefix)}[/] | [{style}]{result.status:>9}[/] {result.name:<10} "
+                f"{escape(result.detail)} [dim]({result.seconds:.1f} s)[/]"
+            )
+
+    def note(self, text: str) -> None:
+        with _PRINT:
+            out.print(f"[bold]{escape(self.prefix)}[/] | {escape(text)}")
+
+
+def _reporters(names: list[str]):
+    width = max((len(n) for n in names), default=0)
+    return lambda name: PrefixReporter(name, width)
+
+
+def _print_failures(outcomes) -> None:
+    for o in outcomes:
+        if o.ok or o.skipped or not o.error:
+            continue
+        lines = o.error.splitlines()
+        err.print(f"[bold red]garrison: error:[/] [bold]{escape(o.name)}[/]: {escape(lines[0])}")
+        for line in lines[1:]:
+            err.print(f"{escape(o.name)} | {escape(line)}")
+    for o in outcomes:
+        if o.skipped:
+            err.print(f"[yellow]garrison:[/] {escape(o.name)}: {escape(o.error or 'not attempted')}")
+
+
+ssh_options = [
+    click.option("--host", "host_names", multiple=True, metavar="NAME",
+                 help="Only this host of garrison.toml (repeat for several)."),
+    click.option("--trust-new-hosts", is_flag=True,
+                 help="Trust a host's key on first use (appended to known_hosts); a CHANGED key is still refused."),
+]
+
+
+def _with(options):
+    def deco(fn):
+        for opt in reversed(options):
+            fn = opt(fn)
+        return fn
+
+    return deco
+
+
+@click.command("deploy")
+@config_option
+@click.option("--plan", "show_plan", is_flag=True, help="Print what would change, with file diffs, and touch nothing.")
+@_with(ssh_options)
+@click.option("--parallel", is_flag=True, help="With a load balancer: deploy every app host at once instead of rolling.")
+@click.option("--wheelhouse", type=click.Path(path_type=Path, file_okay=False), envvar="GARRISON_WHEELHOUSE",
+              help="Folder of wheels the hosts install from (pip --no-index); for hosts without a route to PyPI. "
+                   "[env: GARRISON_WHEELHOUSE]")
+@click.pass_context
+def deploy_cmd(ctx: click.Context, config_path: Path | None, show_plan: bool, host_names: tuple[str, ...],
+               trust_new_hosts: bool, parallel: bool, wheelhouse: Path | None) -> None:
+    """Deploy a new release with zero downtime: to the [[hosts]] of garrison.toml over SSH
+    (in parallel; rolling behind a load balancer), or to this machine when there are none."""
+    code = _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, wheelhouse)
+    sys.exit(code)
+
+
+@boundary
+def _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, wheelhouse) -> int:
+    from garrison.workflows.fleet import FleetDeploy, SSHOptions, exit_status, local_wheelhouse, select_hosts, summary
+
+    project = _project(config_path, sample_if_missing=True)
+    cfg = project.config
+    if not cfg.hosts:
+        if host_names:
+            raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
+        ctx.invoke(local_up, config_path=config_path, show_plan=show_plan)
+        return 0
+    hosts = select_hosts(cfg, host_names)
+    fleet = FleetDeploy(project, SSHOptions.from_env(trust_new_hosts), _reporters([h.name for h in cfg.hosts]),
+                        wheelhouse=local_wheelhouse(str(wheelhouse) if wheelhouse else None))
+    try:
+        if show_plan:
+            return _plan(fleet, hosts)
+        out.print(f"garrison deploy: [bold]{cfg.app.name}[/] to {', '.join(h.name for h in hosts)}")
+        t0 = time.monotonic()
+        outcomes = fleet.deploy(hosts, parallel=parallel)
+    finally:
+        fleet.close()
+    _print_failures(outcomes)
+    code = exit_status(outcomes)
+    line = summary(outcomes, time.monotonic() - t0)
+    out.print(f"[bold {'red' if code else 'green'}]{escape(line)}[/]")
+    return code
+
+
+def _plan(fleet, hosts) -> int:
+    from garrison.workflows.fleet import host_project
+    from garrison.workflows.plan import plan
+
+    failed = 0
+    for h in hosts:
+        try:
+            items = plan(host_project(fleet.project, h), fleet.executor(h))
+        except GarrisonError as exc:
+            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(str(exc).splitlines()[0])}")
+            failed += 1
+            continue
+        for item in items:
+            if not item.change:
+                out.print(f"{escape(h.name)} | [green]{'unchanged':>9}[/] {escape(item.what)}")
+                continue
+            out.print(f"{escape(h.name)} | [yellow]{'change':>9}[/] {escape(item.what)}: {escape(item.change)}")
+            for ln in item.diff:
+                out.print(f"{escape(h.name)} | {escape(ln.rstrip())}")
+        out.print(f"{escape(h.name)} | plan: {sum(1 for i in items if i.change)} change(s); nothing was touched")
+    return min(100, failed)
+
+
+main.add_command(deploy_cmd, "deploy")
+
+
+def _default_public_key(key: Path | None) -> str:
+    import os
+
+    candidates = [key] if key else []
+    if not key:
+        ids = os.environ.get("GARRISON_IDENTITY")
+        if ids:
+            candidates.append(Path(ids.split(",")[0] + ".pub"))
+        candidates += [Path("~/.ssh/id_ed25519.pub").expanduser(), Path("~/.ssh/id_rsa.pub").expanduser()]
+    for path in candidates:
+        path = Path(path).expanduser()
+        if path.is_file():
+            text = path.read_text().strip()
+            if text.startswith(("ssh-", "ecdsa-", "sk-")):
+                return text
+            raise GarrisonError(f"--key {path}: not an OpenSSH public key (expected a line like 'ssh-ed25519 AAAA...')")
+    raise GarrisonError("no public key found (tried " + ", ".join(str(p) for p in candidates) + "); pass --key PATH.pub")
+
+
+@main.command("provision")
+@config_option
+@click.argument("host_name", metavar="HOST")
+@click.option("--deploy-user", default="deploy", show_default=True, help="The user deploys log in as (gets your key and sudo).")
+@click.option("--key", "key_path", type=click.Path(path_type=Path, dir_okay=False),
+              help="Public key to authorize for the deploy user (default: GARRISON_IDENTITY's .pub, ~/.ssh/id_ed25519.pub).")
+@click.option("--harden-ssh", is_flag=True,
+              help="Then: PermitRootLogin no, PasswordAuthentication no, AllowUsers <deploy user> "
+                   "(only after a login as the deploy user has been proven).")
+@click.option("--user", "login_user", help="Log in as this user for provisioning (default: the host's user in garrison.toml).")
+@click.option("--trust-new-hosts", is_flag=True, help="Trust the host's key on first use.")
+@click.option("--wheelhouse", type=click.Path(path_type=Path, file_okay=False), envvar="GARRISON_WHEELHOUSE",
+              help="Folder of wheels for pip on hosts without a route to PyPI. [env: GARRISON_WHEELHOUSE]")
+@click.option("--debs", "deb_cache", type=click.Path(path_type=Path, file_okay=False), envvar="GARRISON_DEB_CACHE",
+              help="Folder of .deb files (e.g. sudo_*.deb) for hosts that cannot reach a mirror. [env: GARRISON_DEB_CACHE]")
+@boundary
+def provision_cmd(config_path: Path | None, host_name: str, deploy_user: str, key_path: Path | None, harden_ssh: bool,
+                  login_user: str | None, trust_new_hosts: bool, wheelhouse: Path | None, deb_cache: Path | None) -> None:
+    """Prepare a fresh Debian/Ubuntu HOST of garrison.toml: packages, app user, deploy user with
+    your key and sudo, firewall; with --harden-ssh, SSH hardening that never locks you out."""
+    from garrison.workflows import Run
+    from garrison.workflows.fleet import SSHOptions, executor_for, local_wheelhouse, select_hosts
+    from garrison.workflows.provision import Provision
+
+    project = _project(config_path, sample_if_missing=True)
+    (host,) = select_hosts(project.config, [host_name])
+    opts = SSHOptions.from_env(trust_new_hosts)
+    pub = _default_public_key(key_path)
+    ex = executor_for(host, opts, user=login_user)
+    t0 = time.monotonic()
+    run = Run(reporter=PrefixReporter(host.name))
+    try:
+        Provision(project, ex, run, deploy_user=deploy_user, public_key=pub, harden_ssh=harden_ssh,
+                  wheelhouse=local_wheelhouse(str(wheelhouse) if wheelhouse else None), deb_cache=deb_cache,
+                  connect_as=lambda user: executor_for(host, opts, user=user))()
+    finally:
+        ex.close()
+    verdict = "changed" if run.changed else "nothing changed"
+    out.print(f"[bold green]provisioned[/] {host.name} ({verdict}, {time.monotonic() - t0:.1f} s); "
+              f"deploy as {deploy_user}: set user = \"{deploy_user}\" for this host in garrison.toml")
+
+
+@click.command("status")
+@config_option
+@_with(ssh_options)
+@click.pass_context
+def status_cmd(ctx: click.Context, config_path: Path | None, host_names: tuple[str, ...], trust_new_hosts: bool) -> None:
+    """Releases, the live slot, gunicorn and nginx state, and health (of every [[hosts]] app host, or --host)."""
+    sys.exit(_status(ctx, config_path, host_names, trust_new_hosts))
+
+
+@boundary
+def _status(ctx, config_path, host_names, trust_new_hosts) -> int:
+    from rich.table import Table
+
+    from garrison.cli import status as local_status
+    from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
+    from garrison.workflows.manage import status as get_status
+
+    project = _project(config_path, sample_if_missing=True)
+    if not project.config.hosts:
+        if host_names:
+            raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
+        ctx.invoke(local_status, config_path=config_path)
+        return 0
+    opts = SSHOptions.from_env(trust_new_hosts)
+    unhealthy = 0
+    for h in select_hosts(project.config, host_names):
+        ex = executor_for(h, opts)
+        try:
+            st = get_status(host_project(project, h), ex)
+        except GarrisonError as exc:
+            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(str(exc).splitlines()[0])}")
+            unhealthy += 1
+            continue
+        finally:
+            ex.close()
+        table = Table(title=f"{project.config.app.name} on {h.name}", show_header=False)
+        for key, value in st.rows:
+            table.add_row(key, escape(value))
+        out.print(table)
+        unhealthy += 0 if st.healthy else 1
+    return min(100, unhealthy)
+
+
+@click.command("logs")
+@config_option
+@click.argument("which", type=click.Choice(["error", "access", "nginx", "nginx-error", "supervisor"]), default="error")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (this machine only).")
+@click.option("--lines", "-n", type=int, default=50, show_default=True)
+@_with(ssh_options)
+@click.pass_context
+def logs_cmd(ctx: click.Context, config_path: Path | None, which: str, follow: bool, lines: int,
+             host_names: tuple[str, ...], trust_new_hosts: bool) -> None:
+    """Show the app's logs: gunicorn error (default) or access log, nginx's, supervisor's (on [[hosts]]: each host's, prefixed)."""
+    sys.exit(_logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts))
+
+
+@boundary
+def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -> int:
+    from garrison.cli import logs as local_logs
+    from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
+    from garrison.workflows.manage import log_path
+
+    project = _project(config_path, sample_if_missing=True)
+    if not project.config.hosts:
+        if host_names:
+            raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
+        ctx.invoke(local_logs, config_path=config_path, which=which, follow=follow, lines=lines)
+        return 0
+    if follow:
+        raise GarrisonError("--follow works on this machine only; on [[hosts]], run it again or ssh to the host")
+    opts = SSHOptions.from_env(trust_new_hosts)
+    failed = 0
+    for h in select_hosts(project.config, host_names):
+        ex = executor_for(h, opts)
+        try:
+            hp = host_project(project, h)
+            if which == "supervisor":  # the live slot of THAT host
+                from garrison.layout import Layout
+                from garrison.workflows import Run
+                from garrison.workflows.up import Up
+
+                path = Layout.of(hp.config).supervisor_log(Up(project=hp, host=ex, run=Run()).live_slot() or "blue")
+            else:
+                path = log_path(hp, which)
+            res = ex.run(("tail", "-n", str(lines), path), check=False)
+        except GarrisonError as exc:
+            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(str(exc).splitlines()[0])}")
+            failed += 1
+            continue
+        finally:
+            ex.close()
+        if not res.ok:
+            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(path)}: no such log yet")
+            failed += 1
+            continue
+        for line in res.stdout.splitlines():
+            out.print(f"{escape(h.name)} | {escape(line)}")
+    return min(100, failed)
+
+
+main.add_command(status_cmd, "status")
+main.add_command(logs_cmd, "logs")

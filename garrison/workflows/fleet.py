@@ -1,0 +1,587 @@
+"""`garrison deploy` to the [[hosts]] of garrison.toml: over SSH, in parallel or rolling.
+
+Owns: how a host of the config becomes an SSHExecutor (SSH options from the
+environment), the per-host config (gunicorn bound to the host's private
+address when a load balancer fronts the app hosts), the offline wheelhouse
+that `Up` installs from, the parallel deploy (a thread, an executor and a Run
+per host), the rolling deploy behind the `lb` host, and the LB's own nginx
+site. It never prints: each host's steps go to the Reporter the caller gives
+for that host, and the outcome of every host comes back as a HostOutcome.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import ipaddress
+import os
+import posixpath
+import tarfile
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from garrison import commands as C
+from garrison import facts as F
+from garrison import source
+from garrison.config import Config, Project
+from garrison.config.model import Host
+from garrison.errors import ConfigError, DeployError, GarrisonError
+from garrison.hosts import Executor
+from garrison.layout import Layout
+from garrison.workflows import CHANGED, SKIPPED, Reporter, Run
+
+DEFAULT_APP_PORT = 8000
+REMOTE_WHEELHOUSE = "/var/cache/garrison/wheels"
+LB_MAX_FAILS = 2
+LB_FAIL_TIMEOUT = "5s"
+
+# ---------------------------------------------------------------------------
+# SSH options (environment first, so that tests and CI can point them anywhere)
+
+
+@dataclass(frozen=True)
+class SSHOptions:
+    """How to reach hosts. Environment: GARRISON_KNOWN_HOSTS, GARRISON_SSH_CONFIG
+    (empty: none), GARRISON_IDENTITY (comma-separated private keys),
+    GARRISON_CONNECT_TIMEOUT (seconds)."""
+
+    known_hosts: str = "~/.ssh/known_hosts"
+    ssh_config: str | None = "~/.ssh/config"
+    identity_files: tuple[str, ...] | None = None
+    trust_new_hosts: bool = False
+    connect_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, trust_new_hosts: bool = False, env: dict | None = None) -> "SSHOptions":
+        env = os.environ if env is None else env
+        ids = env.get("GARRISON_IDENTITY")
+        cfg = env.get("GARRISON_SSH_CONFIG")
+        return cls(
+            known_hosts=env.get("GARRISON_KNOWN_HOSTS") or "~/.ssh/known_hosts",
+            ssh_config=(cfg or None) if cfg is not None else "~/.ssh/config",
+            identity_files=tuple(p for p in ids.split(",") if p) if ids else None,
+            trust_new_hosts=trust_new_hosts,
+            connect_timeout=float(env.get("GARRISON_CONNECT_TIMEOUT") or 10),
+        )
+
+
+def executor_for(host: Host, opts: SSHOptions, user: str | None = None) -> Executor:
+    """A (not yet connected) SSHExecutor for a [[hosts]] entry."""
+    from garrison.hosts.ssh import SSHExecutor
+
+    return SSHExecutor(
+        host.address,
+        user=user or host.user,
+        port=host.port,
+        name=host.name,
+        known_hosts=opts.known_hosts,
+        trust_on_first_use=opts.trust_new_hosts,
+        ssh_config=opts.ssh_config,
+        identity_files=list(opts.identity_files) if opts.identity_files is not None else None,
+        connect_timeout=opts.connect_timeout,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Which hosts, and the config each one gets
+
+
+def app_hosts(cfg: Config) -> list[Host]:
+    return [h for h in cfg.hosts if "app" in h.roles]
+
+
+def lb_hosts(cfg: Config) -> list[Host]:
+    return [h for h in cfg.hosts if "lb" in h.roles]
+
+
+def select_hosts(cfg: Config, names: Sequence[str]) -> list[Host]:
+    if not names:
+        return app_hosts(cfg)
+    known = {h.name: h for h in cfg.hosts}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"--host {unknown[0]}: no such host in garrison.toml (hosts: {', '.join(known) or 'none'})")
+    return [known[n] for n in names]
+
+
+def private_address(host: Host) -> str:
+    if host.private_address:
+        return host.private_address
+    try:
+        ip = ipaddress.ip_address(host.address)
+    except ValueError:
+        ip = None
+    if ip is not None and (ip.is_private or ip.is_loopback):
+        return host.address
+    raise ConfigError(
+        f"hosts.{host.name}.private_address: needed with a load balancer (gunicorn binds to it, never to a public "
+        f"address); set it to {host.name}'s address on the private network"
+    )
+
+
+def app_port(cfg: Config) -> int:
+    return int(cfg.gunicorn.bind.rpartition(":")[2]) if cfg.gunicorn.bind else DEFAULT_APP_PORT
+
+
+def host_project(project: Project, host: Host) -> Project:
+    """The project as this host deploys it: with a load balancer in front, gunicorn listens on
+    the host's private address (blue on the port, green on port + 1), where the LB reaches it."""
+    cfg = project.config
+    if not lb_hosts(cfg) or "app" not in host.roles:
+        return project
+    bind = f"{private_address(host)}:{app_port(cfg)}"
+    g = cfg.gunicorn.model_copy(update={"bind": bind, "socket": None})
+    return dataclasses.replace(project, config=cfg.model_copy(update={"gunicorn": g}))
+
+
+# ---------------------------------------------------------------------------
+# The wheelhouse: pip without a route out
+
+
+def local_wheelhouse(option: str | None = None) -> Path | None:
+    value = option or os.environ.get("GARRISON_WHEELHOUSE")
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise ConfigError(f"wheelhouse {path}: no such folder (--wheelhouse / GARRISON_WHEELHOUSE)")
+    return path
+
+
+def sync_wheelhouse(host: Executor, local: Path, remote: str = REMOTE_WHEELHOUSE) -> tuple[str, int]:
+    """Copy the wheels the host lacks into `remote` (one tar through extract_tar). (remote, copied)."""
+    wanted = sorted(p for p in local.iterdir() if p.is_file() and p.suffix in (".whl", ".gz", ".zip", ".tar"))
+    host.ensure_dir(remote, mode=0o755)
+    have = set(host.run(("find", remote, "-mindepth", "1", "-maxdepth", "1", "-printf", "%f %s\\n"), check=False).stdout.splitlines())
+    missing = [p for p in wanted if f"{p.name} {p.stat().st_size}" not in have]
+    if missing:
+        buf = io.BytesIO()
+        # Wheels are zip files already: gzip level 1 costs little and the executor wants gzip.
+        with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+            for p in missing:
+                info = tar.gettarinfo(str(p), arcname=p.name)
+                info.uid = info.gid = 0
+                info.uname = info.gname = "root"
+                info.mode = 0o644
+                with open(p, "rb") as f:
+                    tar.addfile(info, f)
+        host.extract_tar(buf.getvalue(), remote)
+    return remote, len(missing)
+
+
+def wheelhouse_args(up, remote: str | None) -> list[str]:
+    return ["--no-index", "--find-links", remote] if remote else []
+
+
+def wheelhouse_for(up) -> Path | None:
+    """The local wheelhouse an Up should install from: its `wheelhouse` attribute, else the env."""
+    local = getattr(up, "wheelhouse", None)
+    return Path(local) if local else local_wheelhouse()
+
+
+# ---------------------------------------------------------------------------
+# Deploying: one host, many in parallel, rolling behind the LB
+
+
+@dataclass
+class HostOutcome:
+    name: str
+    ok: bool = False
+    error: str | None = None  # the error's full text (first line: the one-line reason)
+    run: Run = field(default_factory=Run)
+    seconds: float = 0.0
+    skipped: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.run.changed
+
+
+@dataclass
+class FleetDeploy:
+    """Deploys project to app hosts (and configures the LB) over SSH."""
+
+    project: Project
+    opts: SSHOptions
+    reporter_for: Callable[[str], Reporter]
+    wheelhouse: Path | None = None
+    executors: dict[str, Executor] = field(default_factory=dict)
+
+    @property
+    def cfg(self) -> Config:
+        return self.project.config
+
+    def executor(self, host: Host) -> Executor:
+        ex = self.executors.get(host.name)
+        if ex is None:
+            ex = self.executors[host.name] = executor_for(host, self.opts)
+        return ex
+
+    def close(self) -> None:
+        for ex in self.executors.values():
+            close = getattr(ex, "close", None)
+            if close:
+                close()
+        self.executors.clear()
+
+    # -- one host ---------------------------------------------------------
+    def deploy_one(self, host: Host, outcome: HostOutcome | None = None, action: str = "deploy", release: str | None = None) -> HostOutcome:
+        from garrison.workflows.up import Up
+
+        out = outcome or HostOutcome(host.name)
+        out.run = Run(reporter=self.reporter_for(host.name))
+        t0 = time.monotonic()
+        try:
+            u = Up(project=host_project(self.project, host), host=self.executor(host), run=out.run)
+            u.wheelhouse = self.wheelhouse  # read by ensure_tool_venv / ensure_venv
+            if action == "rollback":
+                u(rollback_to=release, rollback=True)
+            else:
+                u()
+            out.ok = True
+        except GarrisonError as exc:
+            out.error = str(exc) or type(exc).__name__
+        except Exception as exc:  # a bug: keep the other hosts going, show the traceback for this one
+            out.error = f"unexpected {type(exc).__name__}: {exc}\n" + traceback.format_exc().rstrip()
+        out.seconds = time.monotonic() - t0
+        return out
+
+    # -- many hosts, all at once ------------------------------------------
+    def parallel(self, hosts: Iterable[Host], action: str = "deploy", release: str | None = None) -> list[HostOutcome]:
+        outcomes = [HostOutcome(h.name) for h in hosts]
+        by_name = {h.name: h for h in hosts}
+        threads = [
+            threading.Thread(target=self.deploy_one, args=(by_name[o.name], o, action, release), name=f"deploy-{o.name}", daemon=True)
+            for o in outcomes
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return outcomes
+
+    # -- behind a load balancer -------------------------------------------
+    def deploy(self, hosts: list[Host], *, parallel: bool = False, action: str = "deploy", release: str | None = None) -> list[HostOutcome]:
+        """Deploy to `hosts` (app hosts). With an `lb` host in the config: rolling by default
+        (each host out of the upstream, deployed, put back), then the LB's site."""
+        lbs = lb_hosts(self.cfg)
+        apps = [h for h in hosts if "app" in h.roles]
+        only_lb = [h for h in hosts if "app" not in h.roles]
+        if not lbs:
+            return self.parallel(apps, action, release) + [
+                HostOutcome(h.name, error=f"{h.name} has no app role and there is no load balancer to set up") for h in only_lb
+            ]
+        lb = lbs[0]
+        balancer = LoadBalancer(self, lb)
+        outcomes: list[HostOutcome] = []
+        if parallel or not balancer.configured():
+            # First deploy (nothing to roll: the LB serves nobody yet) or downtime accepted.
+            outcomes = self.parallel(apps, action, release)
+        else:
+            stop = False
+            for h in apps:
+                if stop:
+                    outcomes.append(HostOutcome(h.name, skipped=True, error="not deployed: the roll stopped at a failed host"))
+                    continue
+                o = HostOutcome(h.name)
+                o.run = Run(reporter=self.reporter_for(h.name))
+                try:
+                    balancer.set_down(h.name, True, o.run)
+                except GarrisonError as exc:
+                    o.error = f"load balancer {lb.name}: {exc}"
+                    outcomes.append(o)
+                    stop = True
+                    continue
+                self.deploy_one(h, o, action, release)
+                try:
+                    # Back in, at the port of whatever slot serves now (the old one after a failure).
+                    balancer.set_down(h.name, False, o.run, read_live=True)
+                except GarrisonError as exc:
+                    o.ok, o.error = False, (o.error + "\n" if o.error else "") + f"load balancer {lb.name}: {exc}"
+                outcomes.append(o)
+                if not o.ok:
+                    stop = True
+        lb_out = HostOutcome(lb.name)
+        lb_out.run = Run(reporter=self.reporter_for(lb.name))
+        t0 = time.monotonic()
+        try:
+            balancer.ensure(lb_out.run)
+            lb_out.ok = True
+        except GarrisonError as exc:
+            lb_out.error = str(exc)
+        except Exception as exc:
+            lb_out.error = f"unexpected {type(exc).__name__}: {exc}\n" + traceback.format_exc().rstrip()
+        lb_out.seconds = time.monotonic() - t0
+        if "app" not in lb.roles:
+            outcomes.append(lb_out)
+        else:
+            outcomes.append(dataclasses.replace(lb_out, name=f"{lb.name} (lb)"))
+        return outcomes
+
+
+# ---------------------------------------------------------------------------
+# The load balancer host
+
+
+def _render(name: str, **ctx) -> str:
+    from garrison.render import _env
+
+    return _env().get_template(name).render(ctx)
+
+
+@dataclass
+class LoadBalancer:
+    fleet: FleetDeploy
+    host: Host
+
+    @property
+    def cfg(self) -> Config:
+        return self.fleet.cfg
+
+    @property
+    def ex(self) -> Executor:
+        return self.fleet.executor(self.host)
+
+    @property
+    def app(self) -> str:
+        return self.cfg.app.name
+
+    @property
+    def base(self) -> str:
+        return posixpath.join(self.cfg.base, "lb")
+
+    @property
+    def upstream_file(self) -> str:
+        return f"/etc/nginx/garrison/{self.app}-lb-upstream.conf"
+
+    @property
+    def site_file(self) -> str:
+        return f"/etc/nginx/sites-available/garrison-lb-{self.app}"
+
+    @property
+    def site_link(self) -> str:
+        return f"/etc/nginx/sites-enabled/garrison-lb-{self.app}"
+
+    @property
+    def state_file(self) -> str:
+        return posixpath.join(self.base, "lb-state.json")
+
+    def configured(self) -> bool:
+        return self.ex.exists(self.upstream_file) and self.ex.exists(self.site_link)
+
+    # State: per app host, the port of its live slot and whether it is marked down.
+    def read_state(self) -> dict:
+        import json
+
+        raw = self.ex.read_file(self.state_file)
+        try:
+            return json.loads(raw) if raw else {}
+        except ValueError:
+            return {}
+
+    def write_state(self, state: dict) -> None:
+        import json
+
+        self.ex.ensure_dir(self.base, mode=0o755)
+        self.ex.ensure_file(self.state_file, json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
+
+    def live_port(self, host: Host) -> int | None:
+        """The port of the slot that serves on app host `host` (from its own upstream include)."""
+        from garrison.workflows.up import Up
+
+        proj = host_project(self.fleet.project, host)
+        u = Up(project=proj, host=self.fleet.executor(host), run=Run())
+        slot = u.live_slot()
+        if slot is None:
+            return None
+        return int(Layout.of(proj.config).bind_address(slot).rpartition(":")[2])
+
+    def upstream_text(self, state: dict) -> str:
+        servers = []
+        for h in app_hosts(self.cfg):
+            hs = state.get("hosts", {}).get(h.name)
+            if not hs or not hs.get("port"):
+                continue
+            servers.append({"name": h.name, "address": f"{private_address(h)}:{hs['port']}", "down": bool(hs.get("down"))})
+        return _render(
+            "lb_upstream.conf.j2", app=self.app, servers=servers, max_fails=LB_MAX_FAILS, fail_timeout=LB_FAIL_TIMEOUT
+        )
+
+    def apply_upstream(self, state: dict) -> bool:
+        """Write the upstream include; nginx -t (restore on failure) and reload. True when changed."""
+        ex = self.ex
+        text = self.upstream_text(state).encode()
+        old = ex.read_file(self.upstream_file)
+        if old == text:
+            return False
+        if "server " not in text.decode() and self.configured():
+            raise DeployError(f"no app host left in the upstream of {self.host.name}; not taking every host out")
+        ex.ensure_dir(posixpath.dirname(self.upstream_file), mode=0o755)
+        ex.write_file(self.upstream_file, text)
+        if self.configured():
+            res = ex.run(C.nginx_test(), check=False)
+            if not res.ok:
+                if old is not None:
+                    ex.write_file(self.upstream_file, old)
+                raise DeployError(f"nginx -t failed on {self.host.name}: {res.stderr.strip()}")
+            self.reload()
+        return True
+
+    def nginx_pid(self) -> int | None:
+        pid = F.parse_pid(self.ex.read_file("/run/nginx.pid"))
+        return pid if pid is not None and self.ex.run(C.kill("0", pid), check=False).ok else None
+
+    def reload(self) -> None:
+        if self.nginx_pid() is None:
+            self.ex.run(C.nginx_start())
+        else:
+            self.ex.run(C.nginx_reload())
+            self.wait_drained()
+
+    def wait_drained(self, deadline: float = 30.0) -> None:
+        """Old workers of the LB's nginx finish their requests (to the host just taken out)."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            res = self.ex.run(("ps", "-eo", "pid=,ppid=,args="), check=False)
+            if F.count_nginx_draining(res.stdout, self.nginx_pid()) == 0:
+                return
+            time.sleep(0.05)
+
+    def set_down(self, name: str, down: bool, run: Run, read_live: bool = False) -> None:
+        what = "out of" if down else "back into"
+        with run.step("lb", f"{name} {what} the upstream on {self.host.name}") as st:
+            state = self.read_state()
+            hs = state.setdefault("hosts", {}).setdefault(name, {})
+            if read_live:
+                host = next(h for h in self.cfg.hosts if h.name == name)
+                port = self.live_port(host)
+                if port:
+                    hs["port"] = port
+            hs["down"] = down
+            changed = self.apply_upstream(state)
+            self.write_state(state)
+            if changed:
+                st.status = CHANGED
+                st.detail = f"{name} marked down on {self.host.name}" if down else f"{name} serving again at port {hs.get('port')}"
+            else:
+                st.detail = "upstream unchanged"
+
+    # -- the LB's own site -------------------------------------------------
+    def static_archive(self) -> tuple[bytes, str, int] | None:
+        root = self.fleet.project.root
+        statics = [st.path.rstrip("/") for st in self.cfg.app.static]
+        if not statics:
+            return None
+        files = [f for f in source.app_files(root) if any(str(f).startswith(p + "/") for p in statics)]
+        digest = source.content_hash(root, files)[:12] if files else "empty"
+        return source.archive(root, files), digest, len(files)
+
+    def ensure(self, run: Run) -> None:
+        """nginx on the LB: static files (its own copy of the release's), the upstream of every
+        app host at its live port, the site; validated before it goes live."""
+        from garrison.workflows.up import Up
+
+        ex = self.ex
+        u = Up(project=self.fleet.project, host=ex, run=run)
+        facts = u.check_system()  # Debian, root, nginx installed
+        with run.step("lb-static", f"static files on {self.host.name}") as st:
+            static_dir = None
+            packed = self.static_archive()
+            if packed is not None:
+                data, digest, count = packed
+                static_root = posixpath.join(self.base, "static")
+                static_dir = posixpath.join(static_root, digest)
+                ex.ensure_dir(self.cfg.base, mode=0o755)
+                ex.ensure_dir(self.base, mode=0o755)
+                ex.ensure_dir(static_root, mode=0o755)
+                if ex.exists(posixpath.join(static_dir, ".garrison-complete")):
+                    st.detail = f"{count} files already there ({digest})"
+                else:
+                    tmp = static_dir + ".partial"
+                    ex.remove(tmp)
+                    ex.ensure_dir(tmp, mode=0o755)
+                    ex.extract_tar(data, tmp)
+                    ex.write_file(posixpath.join(tmp, ".garrison-complete"), b"")
+                    ex.run(("mv", "-T", tmp, static_dir))
+                    st.status, st.detail = CHANGED, f"copied {count} files ({digest})"
+                if ex.ensure_symlink(static_dir, posixpath.join(static_root, "current")):
+                    st.status = CHANGED
+                # Keep the current and the previous copy (pages cached by clients still name old files).
+                listing = ex.run(("ls", "-1t", static_root), check=False).stdout.split()
+                for old in [d for d in listing if d not in ("current", digest) and not d.endswith(".partial")][1:]:
+                    ex.remove(posixpath.join(static_root, old))
+            else:
+                st.status, st.detail = SKIPPED, "the app declares no static folders"
+        with run.step("lb-upstream", f"upstream across the app hosts on {self.host.name}") as st:
+            state = self.read_state()
+            hosts = state.setdefault("hosts", {})
+            for h in app_hosts(self.cfg):
+                try:
+                    port = self.live_port(h)
+                except GarrisonError:
+                    port = None
+                if port:
+                    hosts.setdefault(h.name, {})["port"] = port
+                    hosts[h.name].setdefault("down", False)
+            if not any(v.get("port") for v in hosts.values()):
+                raise DeployError(f"no app host serves the app yet; nothing for {self.host.name} to balance")
+            text = self.upstream_text(state).encode()
+            ex.ensure_dir(posixpath.dirname(self.upstream_file), mode=0o755)
+            changed = ex.ensure_file(self.upstream_file, text)
+            self.write_state(state)
+            serving = [n for n, v in hosts.items() if v.get("port") and not v.get("down")]
+            st.detail = f"{len(serving)} app host(s): {', '.join(sorted(serving))}"
+            if changed:
+                st.status = CHANGED
+        with run.step("lb-site", f"nginx site {posixpath.basename(self.site_file)} on {self.host.name}") as st:
+            statics = [
+                {"url": s.url, "dir": posixpath.join(self.base, "static", "current", s.path.rstrip("/"))} for s in self.cfg.app.static
+            ]
+            site = _render(
+                "lb_site.conf.j2", app=self.app, s=self.cfg.server, n=self.cfg.nginx, g=self.cfg.gunicorn, statics=statics if static_dir else [],
+                upstream_file=self.upstream_file, ipv6=facts.ipv6,
+                access_log=f"/var/log/nginx/garrison-lb-{self.app}.access.log",
+                error_log=f"/var/log/nginx/garrison-lb-{self.app}.error.log",
+            ).encode()
+            old = ex.read_file(self.site_file)
+            notes = []
+            if old != site:
+                ex.write_file(self.site_file, site)
+                notes.append("site written")
+            if ex.ensure_symlink(self.site_file, self.site_link):
+                notes.append("site enabled")
+            if notes or changed or self.nginx_pid() is None:
+                res = ex.run(C.nginx_test(), check=False)
+                if not res.ok:
+                    if old is not None:
+                        ex.write_file(self.site_file, old)
+                    else:
+                        ex.remove(self.site_link)
+                    raise DeployError(f"nginx -t failed on {self.host.name}: {res.stderr.strip()}")
+                self.reload()
+                notes.append("nginx reloaded" if notes or changed else "nginx started")
+                st.status = CHANGED
+            st.detail = "; ".join(notes) or "site unchanged, nginx running"
+
+
+def summary(outcomes: Sequence[HostOutcome], seconds: float, verb: str = "deployed") -> str:
+    ok = [o for o in outcomes if o.ok]
+    failed = [o for o in outcomes if not o.ok and not o.skipped]
+    skipped = [o for o in outcomes if o.skipped]
+    parts = [f"{verb} {len(ok)}/{len(outcomes)} host(s)"]
+    if ok:
+        changed = sum(1 for o in ok if o.changed)
+        parts.append(f"{changed} changed, {len(ok) - changed} unchanged")
+    if failed:
+        parts.append("failed: " + ", ".join(o.name for o in failed))
+    if skipped:
+        parts.append("not attempted: " + ", ".join(o.name for o in skipped))
+    return "; ".join(parts) + f" ({seconds:.1f} s)"
+
+
+def exit_status(outcomes: Sequence[HostOutcome]) -> int:
+    return min(100, sum(1 for o in outcomes if not o.ok and not o.skipped))

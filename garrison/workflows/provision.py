@@ -1,0 +1,259 @@
+"""`garrison provision HOST`: a fresh Debian/Ubuntu server made ready for deploys, idempotently.
+
+Follows the tutorial's server notes: packages (nginx, python3-venv; Garrison's
+tool venv from the wheelhouse when there is one) and the app user (the same
+steps as `up`), a deploy user with the caller's public key and passwordless
+sudo (the sudoers file is checked with `visudo -cf` before it is installed),
+ufw rules for SSH, 80 and 443 (the SSH rule always before ufw is enabled),
+and optional SSH hardening that is applied only after a second connection as
+the deploy user has proven it can log in and sudo, validated with `sshd -t`,
+reloaded gracefully (SIGHUP: open sessions stay), and checked again after the
+reload (reverted when the deploy user can no longer get in).
+"""
+
+from __future__ import annotations
+
+import posixpath
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from garrison import commands as C
+from garrison import facts as F
+from garrison.config import Project
+from garrison.errors import CommandFailed, DeployError, HostError
+from garrison.hosts import Executor
+from garrison.workflows import CHANGED, SKIPPED, Run
+
+HARDEN_FILE = "/etc/ssh/sshd_config.d/garrison.conf"
+INCLUDE_LINE = "Include /etc/ssh/sshd_config.d/*.conf"
+
+
+@dataclass
+class Provision:
+    project: Project
+    host: Executor
+    run: Run
+    deploy_user: str = "deploy"
+    public_key: str = ""
+    harden_ssh: bool = False
+    wheelhouse: Path | None = None
+    deb_cache: Path | None = None
+    # Opens a NEW connection to this host as the given user (for the proof before hardening).
+    connect_as: Callable[[str], Executor] | None = None
+
+    def __call__(self) -> None:
+        from garrison.workflows.up import Up
+
+        u = Up(project=self.project, host=self.host, run=self.run)
+        u.wheelhouse = self.wheelhouse
+        facts = u.check_system()
+        u.ensure_tool_venv(facts)
+        u.ensure_user_and_folders(facts)
+        has_sudo = self.ensure_sudo()
+        self.ensure_deploy_user()
+        if has_sudo:
+            self.ensure_sudoers()
+        self.ensure_firewall()
+        if self.harden_ssh:
+            if not has_sudo:
+                raise HostError(f"{self.host.name}: not hardening SSH: the deploy user has no sudo (sudo is not installed)")
+            self.harden()
+
+    # -- sudo ---------------------------------------------------------------
+    def ensure_sudo(self) -> bool:
+        h = self.host
+        with self.run.step("sudo", "the sudo package") as st:
+            if h.which("sudo") and h.which("visudo"):
+                st.detail = "sudo is installed"
+                return True
+            deb = None
+            if self.deb_cache and self.deb_cache.is_dir():
+                found = sorted(self.deb_cache.glob("sudo_*.deb"))
+                deb = found[-1] if found else None
+            if deb is not None:
+                tmp = "/tmp/garrison-sudo.deb"
+                h.write_file(tmp, deb.read_bytes(), mode=0o600)
+                try:
+                    h.run(("dpkg", "-i", tmp), env=C.APT_ENV, timeout=300)
+                finally:
+                    h.remove(tmp)
+                st.status, st.detail = CHANGED, f"installed {deb.name} from the local cache {self.deb_cache}"
+                return True
+            res = h.run(C.apt_install(["sudo"]), env=C.APT_ENV, check=False, timeout=600)
+            if res.ok and h.which("sudo"):
+                st.status, st.detail = CHANGED, "installed sudo with apt-get"
+                return True
+            st.status = SKIPPED
+            st.detail = (
+                "sudo is not installed and could not be installed (apt-get failed; no sudo_*.deb in --debs): "
+                f"the deploy user {self.deploy_user} gets no sudo; deploy as root, or install sudo and provision again"
+            )
+            return False
+
+    # -- the deploy user ---------------------------------------------------
+    def ensure_deploy_user(self) -> None:
+        h, user = self.host, self.deploy_user
+        with self.run.step("deploy-user", f"user {user} with your public key") as st:
+            done = []
+            if not h.run(C.user_exists(user), check=False).ok:
+                h.run(("useradd", "--create-home", "--shell", "/bin/bash", "--comment", "Garrison deploys", user))
+                done.append(f"created {user}")
+            home = h.run(("getent", "passwd", user)).stdout.strip().split(":")[5]
+            ssh_dir = posixpath.join(home, ".ssh")
+            if h.ensure_dir(ssh_dir, mode=0o700, owner=user, group=user):
+                done.append(f"{ssh_dir}")
+            keys_path = posixpath.join(ssh_dir, "authorized_keys")
+            current = (h.read_file(keys_path) or b"").decode(errors="replace")
+            key = self.public_key.strip()
+            have = {" ".join(ln.split()[:2]) for ln in current.splitlines() if ln.strip() and not ln.startswith("#")}
+            text = current
+            if " ".join(key.split()[:2]) not in have:
+                text = (current if not current or current.endswith("\n") else current + "\n") + key + "\n"
+                done.append("added your public key")
+            if h.ensure_file(keys_path, text.encode(), mode=0o600, owner=user, group=user) and "added your public key" not in done:
+                done.append("fixed authorized_keys mode/owner")
+            if done:
+                st.status, st.detail = CHANGED, "; ".join(done)
+            else:
+                st.detail = f"{user} exists and has your key"
+
+    def ensure_sudoers(self) -> None:
+        h, user = self.host, self.deploy_user
+        path = f"/etc/sudoers.d/garrison-{user}"
+        want = f"# Garrison: {user} deploys (passwordless sudo).\n{user} ALL=(ALL:ALL) NOPASSWD: ALL\n".encode()
+        with self.run.step("sudoers", f"passwordless sudo for {user}") as st:
+            cur = h.stat(path)
+            if cur is not None and (cur.mode, cur.owner, cur.group) == (0o440, "root", "root") and h.read_file(path) == want:
+                st.detail = f"{path} in place"
+                return
+            # sudo ignores files with a dot in their name: the candidate is inert until checked and renamed.
+            tmp = f"/etc/sudoers.d/.garrison-{user}.new"
+            h.write_file(tmp, want, mode=0o440)
+            res = h.run(("visudo", "-cf", tmp), check=False)
+            if not res.ok:
+                h.remove(tmp)
+                raise HostError(f"{h.name}: visudo rejected the sudoers file for {user}: {(res.stderr or res.stdout).strip()}")
+            h.run(("mv", "-f", tmp, path))
+            st.status, st.detail = CHANGED, f"wrote {path} (checked with visudo -cf first)"
+
+    # -- firewall -------------------------------------------------------------
+    def sshd_config_path(self) -> str:
+        """The config file the running sshd was started with (-f), else the distribution's."""
+        h = self.host
+        pid = F.parse_pid(h.read_file("/run/sshd.pid"))
+        if pid:
+            # sshd retitles itself ("sshd: /usr/sbin/sshd -D -f X [listener]"): split on spaces too.
+            argv = (h.read_file(f"/proc/{pid}/cmdline") or b"").replace(b"\0", b" ").split()
+            for i, word in enumerate(argv):
+                if word == b"-f" and i + 1 < len(argv):
+                    return argv[i + 1].decode()
+        return "/etc/ssh/sshd_config"
+
+    def ensure_firewall(self) -> None:
+        h = self.host
+        with self.run.step("firewall", "ufw: SSH, 80 and 443") as st:
+            if not h.which("ufw"):
+                st.status, st.detail = SKIPPED, "ufw is not installed"
+                return
+            ssh_port = F.parse_sshd_port((h.read_file(self.sshd_config_path()) or b"").decode(errors="replace"))
+            added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
+            want = [f"{ssh_port}/tcp", f"{self.project.config.server.port}/tcp", "443/tcp"]
+            opened = [r for r in want if r not in added]
+            for rule in opened:  # the SSH rule first
+                h.run(C.ufw_allow(rule))
+            notes = [f"opened {', '.join(opened)}"] if opened else []
+            if not F.parse_ufw_active(h.run(("ufw", "status"), check=False).stdout):
+                added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
+                if f"{ssh_port}/tcp" not in added:
+                    raise HostError(f"{h.name}: not enabling ufw: the rule for SSH port {ssh_port} is missing")
+                h.run(("ufw", "--force", "enable"))
+                notes.append("enabled ufw")
+            if notes:
+                st.status, st.detail = CHANGED, "; ".join(notes)
+            else:
+                st.detail = f"{', '.join(want)} allowed; ufw active"
+
+    # -- SSH hardening ------------------------------------------------------
+    def prove_deploy_login(self) -> str:
+        """A second, new connection as the deploy user, which must be able to sudo."""
+        if self.connect_as is None:
+            raise HostError(f"{self.host.name}: cannot prove a login as {self.deploy_user} (no way to connect)")
+        ex = self.connect_as(self.deploy_user)
+        try:
+            who = ex.run(("id", "-un")).stdout.strip()  # through sudo -n: root
+            ex.run(("true",))
+        finally:
+            close = getattr(ex, "close", None)
+            if close:
+                close()
+        if who != "root":
+            raise HostError(f"{self.host.name}: {self.deploy_user} logged in but sudo gave {who!r}, not root")
+        return who
+
+    def harden(self) -> None:
+        h, user = self.host, self.deploy_user
+        with self.run.step("harden-ssh", f"sshd: no root login, no passwords, only {user}") as st:
+            want = (
+                "# Garrison: SSH hardening (garrison provision --harden-ssh).\n"
+                "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
+                f"AllowUsers {user}\n"
+            ).encode()
+            config = self.sshd_config_path()
+            main_text = (h.read_file(config) or b"").decode(errors="replace")
+            included = any(ln.strip().startswith("Include") and "sshd_config.d" in ln for ln in main_text.splitlines())
+            if h.read_file(HARDEN_FILE) == want and included:
+                # Still prove the way in works (cheap), but change nothing.
+                self.prove_deploy_login()
+                st.detail = f"{HARDEN_FILE} in place; {user} logs in and sudoes"
+                return
+            try:
+                self.prove_deploy_login()
+            except HostError as exc:
+                raise HostError(f"{h.name}: not hardening SSH: a login as {user} does not work yet ({exc})") from None
+            old_main, old_file = main_text, h.read_file(HARDEN_FILE)
+            h.ensure_dir(posixpath.dirname(HARDEN_FILE), mode=0o755)
+            h.write_file(HARDEN_FILE, want)
+            if not included:
+                # sshd keeps the FIRST value of a setting: the Include goes on top.
+                h.write_file(config, (f"# Added by Garrison: settings in sshd_config.d win.\n{INCLUDE_LINE}\n" + main_text).encode(),
+                             mode=(h.stat(config).mode if h.stat(config) else 0o644))
+            res = h.run(("sshd", "-t", "-f", config), check=False)
+            if not res.ok:
+                self._restore(config, old_main, old_file)
+                raise DeployError(f"{h.name}: sshd -t rejected the hardened config, nothing changed: {res.stderr.strip()}")
+            self.reload_sshd()
+            try:
+                self.prove_deploy_login()
+            except HostError as exc:
+                self._restore(config, old_main, old_file)
+                self.reload_sshd()
+                raise DeployError(f"{h.name}: after hardening {user} could not log in ({exc}); hardening reverted") from None
+            st.status = CHANGED
+            st.detail = f"wrote {HARDEN_FILE}" + ("" if included else f", Include added to {config}") + f"; {user} proven before and after the reload"
+
+    def _restore(self, config: str, old_main: str, old_file: bytes | None) -> None:
+        h = self.host
+        h.write_file(config, old_main.encode())
+        if old_file is None:
+            h.remove(HARDEN_FILE)
+        else:
+            h.write_file(HARDEN_FILE, old_file)
+
+    def reload_sshd(self) -> None:
+        """SIGHUP: sshd re-reads its config; sessions already open (this one) stay."""
+        h = self.host
+        pid = F.parse_pid(h.read_file("/run/sshd.pid"))
+        if pid is None:
+            raise HostError(f"{h.name}: no /run/sshd.pid; reload sshd by hand (systemctl reload ssh)")
+        try:
+            h.run(C.kill("HUP", pid))
+        except CommandFailed as exc:
+            raise HostError(f"{h.name}: could not reload sshd: {exc}") from None
+        # Wait until the re-exec'd sshd listens again (the proof connects next).
+        h.run(("sh", "-c", "for i in $(seq 50); do kill -0 " + shlex.quote(str(pid)) + " && exit 0; sleep 0.1; done; exit 1"),
+              check=False)
+        import time
+
+        time.sleep(0.3)
