@@ -1,0 +1,370 @@
+"""`garrison deploy` to [[hosts]] over SSH, against disposable lab servers (tests/hostlab.py).
+
+Each host is a network namespace with its own sshd, nginx (started by the deploy) and
+overlays over /etc /usr /var /srv: nothing reaches this machine's nginx, port 80 or /srv.
+The hosts have no route out, so pip installs from a wheelhouse built once per session.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.hostlab import UNUSED_ADDRESS, hostlab, lab_unavailable_reason  # noqa: F401  (fixture)
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "garrison" / "sample_app"
+WHEELHOUSE = Path("/tmp/garrison-wheelhouse")
+WHEELS = ("supervisor>=4.2", "uv", "gunicorn[gevent]>=23", "Flask>=3.0")
+SERVER_NAME = "ave.test"
+APP = "fleetave"
+BASE = f"/srv/{APP}"
+
+pytestmark = [
+    pytest.mark.machine,
+    pytest.mark.skipif(lab_unavailable_reason() is not None, reason=str(lab_unavailable_reason())),
+]
+pytest.importorskip("asyncssh")
+
+
+# -- helpers (also used by test_provision.py) -------------------------------------------------
+
+
+def build_wheelhouse(folder: Path = WHEELHOUSE) -> Path:
+    """Wheels for the lab hosts' python (the machine's /usr/bin/python3), downloaded once."""
+    marker = folder / ".complete"
+    if not marker.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        res = subprocess.run(
+            ("/usr/bin/python3", "-m", "pip", "download", "--disable-pip-version-check", "-q", "-d", str(folder), *WHEELS),
+            capture_output=True, text=True, timeout=600,
+        )
+        if res.returncode != 0:
+            pytest.skip(f"cannot build the wheelhouse (pip download): {res.stderr.strip()[-300:]}")
+        marker.write_text("")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    return build_wheelhouse()
+
+
+def hosts_toml(hosts: list[dict]) -> str:
+    text = ""
+    for h in hosts:
+        text += "\n[[hosts]]\n" + "".join(
+            f"{k} = {v!r}\n".replace("'", '"') if not isinstance(v, list) else f"{k} = {str(v).replace(chr(39), chr(34))}\n"
+            for k, v in h.items()
+        )
+    return text
+
+
+def make_app(folder: Path, hosts: list[dict], app_py: str | None = None, extra: str = "") -> Path:
+    """A copy of the sample app with [[hosts]] (and optionally another main.py)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(SAMPLE, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    toml = (SAMPLE / "garrison.toml").read_text()
+    toml = toml.replace('names = ["localhost"]\ndefault = true', f'names = ["{SERVER_NAME}"]')
+    toml = toml.replace('name = "ave_caesar"', f'name = "{APP}"')  # not the name local tests deploy here
+    (folder / "garrison.toml").write_text(toml + extra + hosts_toml(hosts))
+    if app_py is not None:
+        (folder / "main.py").write_text(app_py)
+    return folder
+
+
+def cli_env(hostlab, known_hosts: Path | None, wheelhouse: Path | None, identity: Path | None = None) -> dict:
+    env = dict(os.environ, COLUMNS="250", PYTHONPATH=str(REPO))
+    env.pop("SSH_AUTH_SOCK", None)
+    env["GARRISON_KNOWN_HOSTS"] = str(known_hosts) if known_hosts else "/nonexistent/known_hosts"
+    env["GARRISON_SSH_CONFIG"] = ""
+    env["GARRISON_IDENTITY"] = str(identity or hostlab.client_key)
+    env["GARRISON_CONNECT_TIMEOUT"] = "3"
+    if wheelhouse:
+        env["GARRISON_WHEELHOUSE"] = str(wheelhouse)
+    return env
+
+
+def garrison(*args: str, cwd: Path, env: dict, timeout: float = 900) -> subprocess.CompletedProcess:
+    proc = subprocess.run((sys.executable, "-m", "garrison", *args), cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    print(f"$ garrison {' '.join(args)} -> {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def http_get(address: str, path: str = "/", host: str = SERVER_NAME, timeout: float = 5) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(address, 80, timeout=timeout)
+    try:
+        conn.request("GET", path, headers={"Host": host, "Connection": "close"})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+STEP_RE = re.compile(r"^(\S+)\s*\|\s+(changed|unchanged|skipped|failed)\s+(\S+)")
+
+
+def steps_by_host(stdout: str) -> dict[str, list[tuple[str, str]]]:
+    found: dict[str, list[tuple[str, str]]] = {}
+    for line in stdout.splitlines():
+        m = STEP_RE.match(line)
+        if m:
+            found.setdefault(m.group(1), []).append((m.group(3), m.group(2)))
+    return found
+
+
+def assert_sample_served(address: str) -> None:
+    status, body = http_get(address, "/")
+    assert status == 200 and b"caesar" in body.lower(), body[:300]
+    status, img = http_get(address, "/static/caesar.png")
+    assert status == 200 and img == (SAMPLE / "static" / "caesar.png").read_bytes()
+
+
+FRESH = r"""
+set -e
+# A folder removed and made again in the overlay is opaque: later changes on the machine
+# (other tests deploying there) no longer show through.
+rm -rf /tmp/nginx-copy && cp -a /etc/nginx /tmp/nginx-copy
+for d in /etc/nginx /opt/garrison /etc/garrison /var/log/garrison /var/cache/garrison; do
+  rm -rf "$d" && mkdir -p "$d"
+done
+cp -a /tmp/nginx-copy/. /etc/nginx/ && rm -rf /tmp/nginx-copy
+rm -rf /srv/* /etc/cron.d/garrison*
+find /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d /etc/nginx/garrison -mindepth 1 ! -name default -delete 2>/dev/null || true
+if [ -e /etc/nginx/sites-available/default ]; then ln -sfn /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default; fi
+"""
+
+
+def fresh(*hosts):
+    """A lab host's overlays show this machine's folders through: it would inherit Garrison's
+    tool venv, supervisor programs, nginx sites and /srv apps from local deploys on this
+    machine (which other tests change while we run). A fresh server has none of them:
+    remove them (in the host's overlay only)."""
+    for h in hosts:
+        h.sh(FRESH)
+    return hosts[0] if len(hosts) == 1 else hosts
+
+
+def host_entry(h, **kw) -> dict:
+    return {"name": h.name, "address": h.address, **kw}
+
+
+# -- one host ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def one(hostlab, wheelhouse, tmp_path_factory):
+    """Lab host f1 with the sample app deployed by `garrison deploy` (first deploy)."""
+    h = fresh(hostlab.host("f1"))
+    kh = hostlab.known_hosts([h], tmp_path_factory.mktemp("kh1") / "known_hosts")
+    app = make_app(tmp_path_factory.mktemp("app1") / "app", [host_entry(h)])
+    env = cli_env(hostlab, kh, wheelhouse)
+    t0 = time.monotonic()
+    first = garrison("deploy", cwd=app, env=env)
+    print(f"first deploy to f1: {time.monotonic() - t0:.1f} s")
+    return h, kh, app, env, first
+
+
+def test_deploy_to_one_host_is_served_by_its_nginx(one):
+    h, kh, app, env, first = one
+    assert first.returncode == 0, first.stderr
+    steps = steps_by_host(first.stdout)
+    assert set(steps) == {"f1"}, first.stdout  # every step line is prefixed by the host
+    assert ("release", "changed") in steps["f1"] and ("venv", "changed") in steps["f1"]
+    assert ("tool", "changed") in steps["f1"] and "from the wheelhouse" in first.stdout
+    assert "deployed 1/1 host(s)" in first.stdout.splitlines()[-1]
+    assert_sample_served(h.address)
+    # The code arrived as an archive (no git on the host side), pip ran offline from the wheelhouse.
+    assert h.exec("test", "-d", "/var/cache/garrison/wheels").returncode == 0
+    assert h.exec("sh", "-c", f"ls {BASE}/releases | grep -c .").stdout.strip() == b"1"
+
+
+def test_second_deploy_changes_nothing(one):
+    h, kh, app, env, first = one
+    assert first.returncode == 0
+    again = garrison("deploy", cwd=app, env=env)
+    assert again.returncode == 0, again.stderr
+    steps = steps_by_host(again.stdout)["f1"]
+    assert steps and all(status in ("unchanged", "skipped") for _, status in steps), steps
+    assert "1 changed" not in again.stdout and "0 changed, 1 unchanged" in again.stdout
+    assert_sample_served(h.address)
+
+
+def test_status_and_logs_on_the_remote_host(one):
+    h, kh, app, env, first = one
+    assert first.returncode == 0
+    st = garrison("status", "--host", "f1", cwd=app, env=env)
+    assert st.returncode == 0, st.stderr
+    assert f"{APP} on f1" in st.stdout and "live slot" in st.stdout and "running" in st.stdout
+    logs = garrison("logs", "error", "-n", "5", cwd=app, env=env)
+    assert logs.returncode == 0, logs.stderr
+    lines = logs.stdout.strip().splitlines()
+    assert lines and all(ln.startswith("f1 | ") for ln in lines) and "[INFO]" in logs.stdout
+
+
+# -- two hosts in parallel, --host -------------------------------------------------------------
+
+
+def test_host_option_limits_then_two_hosts_in_parallel(hostlab, wheelhouse, tmp_path):
+    a, b = fresh(hostlab.host("f2"), hostlab.host("f3"))
+    kh = hostlab.known_hosts([a, b], tmp_path / "known_hosts")
+    app = make_app(tmp_path / "app", [host_entry(a), host_entry(b)])
+    env = cli_env(hostlab, kh, wheelhouse)
+
+    only = garrison("deploy", "--host", "f2", cwd=app, env=env)
+    assert only.returncode == 0, only.stderr
+    assert set(steps_by_host(only.stdout)) == {"f2"}
+    assert_sample_served(a.address)
+    assert b.exec("test", "-e", BASE, check=False).returncode != 0  # f3 untouched
+
+    t0 = time.monotonic()
+    both = garrison("deploy", cwd=app, env=env)
+    took = time.monotonic() - t0
+    assert both.returncode == 0, both.stderr
+    steps = steps_by_host(both.stdout)
+    assert set(steps) == {"f2", "f3"}
+    assert all(s == "unchanged" or s == "skipped" for _, s in steps["f2"]), steps["f2"]
+    assert ("venv", "changed") in steps["f3"]
+    # Lines of the two hosts interleave: they ran at the same time.
+    order = [m.group(1) for m in map(STEP_RE.match, both.stdout.splitlines()) if m]
+    first_f3 = order.index("f3")
+    assert "f2" in order[first_f3:], order
+    assert_sample_served(a.address)
+    assert_sample_served(b.address)
+    print(f"parallel deploy (f2 no-op + f3 first): {took:.1f} s")
+
+    unknown = garrison("deploy", "--host", "nope", cwd=app, env=env)
+    assert unknown.returncode == 2 and "--host nope: no such host" in unknown.stderr
+
+
+# -- failures: each one line naming its host; the good host deploys ----------------------------
+
+
+def test_failing_hosts_are_one_line_each_and_the_good_host_deploys(hostlab, wheelhouse, one, tmp_path):
+    good, kh_good, _, _, first = one
+    assert first.returncode == 0
+    unknown, changed, nosudo = fresh(hostlab.host("f5"), hostlab.host("f6"), hostlab.host("f7"))
+    nosudo.add_user("nosudo")
+    other_key = " ".join(unknown.host_key_pub.split()[:2])
+    kh = tmp_path / "known_hosts"
+    kh.write_text(good.known_hosts_line() + nosudo.known_hosts_line() + f"{changed.address} {other_key}\n")
+    hosts = [
+        host_entry(good),
+        host_entry(unknown),
+        host_entry(changed),
+        {"name": "gone", "address": UNUSED_ADDRESS},
+        host_entry(nosudo, user="nosudo"),
+    ]
+    app = make_app(tmp_path / "app", hosts)
+    env = cli_env(hostlab, kh, wheelhouse)
+    res = garrison("deploy", cwd=app, env=env)
+    assert res.returncode == 4, (res.stdout, res.stderr)  # the number of failed hosts
+    errors = [ln for ln in res.stderr.splitlines() if "garrison: error:" in ln]
+    by_host = {ln.split("error:", 1)[1].split(":", 1)[0].strip(): ln for ln in errors}
+    assert set(by_host) == {"f5", "f6", "gone", "f7"}, res.stderr
+    assert "unknown host key" in by_host["f5"] and f"ssh-keyscan -H {unknown.address} >> {kh}" in by_host["f5"]
+    assert "CHANGED" in by_host["f6"] and f"ssh-keygen -f {kh} -R {changed.address}" in by_host["f6"]
+    assert UNUSED_ADDRESS in by_host["gone"]
+    assert "user nosudo" in by_host["f7"] and "no passwordless sudo" in by_host["f7"]
+    # One line each: no continuation lines for connection failures.
+    assert not [ln for ln in res.stderr.splitlines() if re.match(r"^(f5|f6|f7|gone) \|", ln)], res.stderr
+    last = res.stdout.strip().splitlines()[-1]
+    assert "deployed 1/5 host(s)" in last and "failed: f5, f6, gone, f7" in last
+    # The good host deployed (a new release: garrison.toml differs); nothing happened on the others.
+    assert_sample_served(good.address)
+    for h in (unknown, changed, nosudo):
+        assert h.exec("test", "-e", BASE, check=False).returncode != 0
+    assert not kh.read_text().count(unknown.address)  # nothing trusted behind the user's back
+
+    # The message's command is the fix; --trust-new-hosts is the other way (TOFU, asked for).
+    tofu = garrison("deploy", "--host", "f5", "--trust-new-hosts", "--plan", cwd=app, env=env)
+    assert tofu.returncode == 0, tofu.stderr
+    assert len(kh.read_text().splitlines()) == 4
+
+
+# -- 3 app hosts behind 1 load balancer ---------------------------------------------------------
+
+WHOAMI = '''
+import socket
+from flask import Flask
+
+VERSION = "{version}"
+app = Flask(__name__)
+
+
+@app.get("/")
+def index():
+    return f"{{VERSION}} {{socket.gethostname()}}"
+
+
+@app.get("/healthz")
+def healthz():
+    return "ok"
+'''
+
+
+def through_lb(lb, n: int = 30) -> list[str]:
+    answers = []
+    for _ in range(n):
+        status, body = http_get(lb.address, "/")
+        assert status == 200, body[:200]
+        answers.append(body.decode())
+    return answers
+
+
+def test_three_app_hosts_behind_a_load_balancer(hostlab, wheelhouse, tmp_path):
+    from bench.loadgen import Load
+    from garrison import commands as C
+    from garrison.layout import ToolLayout
+
+    apps = fresh(*(hostlab.host(f"a{i}") for i in (1, 2, 3)))
+    lb = fresh(hostlab.host("lb"))
+    kh = hostlab.known_hosts([*apps, lb], tmp_path / "known_hosts")
+    hosts = [host_entry(h, private_address=h.address) for h in apps] + [host_entry(lb, roles=["lb"])]
+    app = make_app(tmp_path / "app", hosts, app_py=WHOAMI.format(version="v1"), extra="\n[gunicorn]\nworkers = 2\n")
+    (app / "requirements.txt").write_text("Flask>=3.0\n")
+    env = cli_env(hostlab, kh, wheelhouse)
+
+    first = garrison("deploy", cwd=app, env=env)
+    assert first.returncode == 0, first.stderr
+    # gunicorn listens on the private address, not on 127.0.0.1 (nor on every address).
+    listening = apps[0].exec("ss", "-Hltn").stdout.decode()
+    assert f"{apps[0].address}:8000" in listening and "0.0.0.0:8000" not in listening, listening
+    answers = through_lb(lb)
+    assert {a.split()[1] for a in answers} == {"a1", "a2", "a3"}, answers
+    assert {a.split()[0] for a in answers} == {"v1"}
+    status, img = http_get(lb.address, "/static/caesar.png")  # from the LB's own copy
+    assert status == 200 and img == (SAMPLE / "static" / "caesar.png").read_bytes()
+    upstream = lb.exec("cat", f"/etc/nginx/garrison/{APP}-lb-upstream.conf").stdout.decode()
+    assert all(f"server {h.address}:8000 max_fails=" in upstream for h in apps), upstream
+
+    # A rolling deploy under continuous load: not one failed request.
+    (app / "main.py").write_text(WHOAMI.format(version="v2"))
+    with Load(SERVER_NAME, address=lb.address, threads=4, max_seconds=300) as load:
+        t0 = time.monotonic()
+        roll = garrison("deploy", cwd=app, env=env)
+        took = time.monotonic() - t0
+        time.sleep(0.5)
+    assert roll.returncode == 0, roll.stderr
+    print(f"rolling deploy of 3 hosts under load: {took:.1f} s, {load.total} requests, {dict(load.results)}")
+    assert load.failures == [], load.failures[:10]
+    assert load.total > 50
+    # One host at a time: each was taken out, deployed, put back (in this order).
+    lb_lines = [ln for ln in roll.stdout.splitlines() if re.match(r"^a\d\s*\|\s+changed lb\b", ln)]
+    assert [ln.split()[0] for ln in lb_lines] == ["a1", "a1", "a2", "a2", "a3", "a3"], roll.stdout
+    assert {a.split()[0] for a in through_lb(lb)} == {"v2"}
+
+    # One app host's gunicorn stops: the LB keeps answering 200 from the others.
+    apps[0].exec(*C.supervisorctl(ToolLayout(), "stop", "all"))
+    answers = through_lb(lb, 40)
+    assert {a.split()[1] for a in answers} == {"a2", "a3"}
