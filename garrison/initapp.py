@@ -1,4 +1,4 @@
-"""`garrison init`: find an app's WSGI entry point and write its garrison.toml.
+"""`garrison init`: find an app's WSGI or ASGI entry point and write its garrison.toml.
 
 This module owns the detection behind `garrison init` and nothing else:
 
@@ -7,16 +7,26 @@ This module owns the detection behind `garrison init` and nothing else:
   User code is only *parsed* with `ast`; it is never imported or executed
   (importing an app runs its side effects: database connections, env lookups).
 * `read_app_folder` and `run_init` are the thin I/O shell around them: read
-  the few candidate files, write garrison.toml.
+  the few candidate files (and the ones `wanted_files` asks for), write
+  garrison.toml.
 
 What is detected, in order of preference:
 
-1. files: wsgi.py, app.py, main.py at the top of the folder, then each
-   top-level package (alphabetically) via <pkg>/wsgi.py, <pkg>/app.py,
-   <pkg>/__init__.py;
-2. in a file: a module-level app object `NAME = Flask(...)` (or
-   `flask.Flask(...)`, or an imported alias), else a module-level
-   `def create_app(...)` factory, entered as `module:create_app()`.
+1. Django: a manage.py that sets DJANGO_SETTINGS_MODULE. The settings module
+   (following `from .base import *`) gives the entry (WSGI_APPLICATION, else
+   <settings package>.wsgi:application), the static folder (STATIC_URL served
+   by nginx from STATIC_ROOT), the server names (ALLOWED_HOSTS), and the
+   release hook (collectstatic, migrate). ROOT_URLCONF picks the health path.
+2. Otherwise files: wsgi.py, asgi.py, app.py, main.py at the top of the
+   folder, then each top-level package (alphabetically) via <pkg>/wsgi.py,
+   <pkg>/asgi.py, <pkg>/app.py, <pkg>/main.py, <pkg>/__init__.py;
+3. in a file: a module-level app object `NAME = Flask(...)` (WSGI), or
+   `NAME = FastAPI(...)` / `Starlette(...)` / `Quart(...)` (ASGI: gunicorn
+   runs it with uvicorn workers), spelled plainly, as `module.Class(...)` or
+   through an imported alias; else a module-level `def create_app(...)`
+   factory, entered as `module:create_app()` (ASGI when the framework class
+   it calls is). Flask/Quart static folders follow Flask's defaults; ASGI apps'
+   `StaticFiles(directory=...)` mounts are handed to nginx.
 """
 
 from __future__ import annotations
@@ -33,34 +43,43 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from garrison.config.model import RESERVED_NAMES
+from garrison.config.model import HOSTNAME_RE, RESERVED_NAMES
 from garrison.errors import ConfigError, DetectError
 
 __all__ = [
+    "DJANGO_RELEASE_HOOK",
     "NOT_FOUND",
     "PACKAGE_FILES",
     "TOP_LEVEL_FILES",
     "Detection",
+    "django_settings_module",
     "normalise_name",
     "read_app_folder",
     "render_toml",
     "run_init",
     "scan",
+    "wanted_files",
 ]
 
 # Candidate modules at the top of the app folder, most specific first: a
-# wsgi.py exists precisely to be the server's entry point.
-TOP_LEVEL_FILES = ("wsgi.py", "app.py", "main.py")
-# Candidate modules inside each top-level package, same reasoning.
-PACKAGE_FILES = ("wsgi.py", "app.py", "__init__.py")
-OTHER_FILES = ("requirements.txt", "pyproject.toml")
+# wsgi.py / asgi.py exists precisely to be the server's entry point.
+TOP_LEVEL_FILES = ("wsgi.py", "asgi.py", "app.py", "main.py")
+# Candidate modules inside each top-level package, same reasoning (FastAPI's
+# "bigger applications" layout keeps the app in <pkg>/main.py).
+PACKAGE_FILES = ("wsgi.py", "asgi.py", "app.py", "main.py", "__init__.py")
+OTHER_FILES = ("requirements.txt", "pyproject.toml", "manage.py")
 
 FACTORY = "create_app"
 MAX_NAME = 32
+DEFAULT_SERVER_NAMES = ("localhost",)
+
+DJANGO_RELEASE_HOOK = "python manage.py collectstatic --noinput && python manage.py migrate --noinput"
+DJANGO_MIGRATE_HOOK = "python manage.py migrate --noinput"
+SETTINGS_VAR = "DJANGO_SETTINGS_MODULE"
 
 NOT_FOUND = (
-    "no WSGI app found: looked for a Flask app object or a create_app() factory in "
-    "wsgi.py, app.py, main.py and packages; write garrison.toml by hand with "
+    "no WSGI app found: looked for a Django manage.py, a Flask/FastAPI/Starlette/Quart app object or a "
+    "create_app() factory in wsgi.py, asgi.py, app.py, main.py and packages; write garrison.toml by hand with "
     '[app] name = "..." and entry = "module:callable"'
 )
 
@@ -68,6 +87,24 @@ NOT_FOUND = (
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "site-packages"})
 # Candidate files are small; anything bigger is not an app module worth parsing.
 MAX_READ = 1 << 20
+# Settings modules star-importing each other: how deep `from .base import *` is followed.
+MAX_SETTINGS_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class _Framework:
+    label: str
+    asgi: bool  # served by gunicorn's uvicorn worker
+    flask_static: bool  # static_folder/static_url_path defaults as Flask's
+
+
+# Qualified class names of the app objects `init` recognises.
+FRAMEWORKS: dict[str, _Framework] = {
+    "flask.Flask": _Framework("Flask", asgi=False, flask_static=True),
+    "quart.Quart": _Framework("Quart", asgi=True, flask_static=True),
+    "fastapi.FastAPI": _Framework("FastAPI", asgi=True, flask_static=False),
+    "starlette.applications.Starlette": _Framework("Starlette", asgi=True, flask_static=False),
+}
 
 
 @dataclass(frozen=True)
@@ -79,18 +116,26 @@ class Detection:
     static: tuple[tuple[str, str], ...] = ()  # (url prefix, folder)
     requirements: str | None = None
     notes: tuple[str, ...] = ()
+    worker_class: str | None = None  # "uvicorn" for ASGI apps; None: gunicorn's configured default
+    release_hook: str | None = None
+    server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
+    health_path: str = "/"
+    framework: str | None = None  # "Django", "Flask", "FastAPI", ...
 
 
 @dataclass(frozen=True)
 class _Found:
-    """A WSGI entry point found in one module."""
+    """An entry point found in one module."""
 
     file: str
     module: str
     attr: str
     factory: bool
-    flask_call: ast.Call | None  # the Flask(...) call, for its static_* keywords
+    app_call: ast.Call | None  # the Flask(...)/FastAPI(...) call, for its static_* keywords
+    framework: _Framework | None  # None: a create_app() whose framework was not seen
     note: str
+    mounts: tuple[tuple[str, str], ...] = ()  # StaticFiles mounts: (url, directory)
+    websocket: bool = False  # the module declares a WebSocket endpoint
 
 
 # --------------------------------------------------------------------------
@@ -108,27 +153,48 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
     """
     notes: list[str] = []
     pyproject = _parse_pyproject(files.get("pyproject.toml"), notes)
-
-    found: _Found | None = None
-    for path in _candidate_modules(files):
-        found = _scan_module(path, files[path], notes)
-        if found is not None:
-            break
-    if found is not None:
-        notes.append(found.note)
-
     name = _app_name(pyproject, folder_name, notes)
-    static = _static(found, dirs, notes) if found is not None else ()
+
+    django = _scan_django(files, name, notes)
+    if django is not None:
+        entry, static, hook, server_names, health = django
+        framework, worker_class = "Django", None
+    else:
+        found: _Found | None = None
+        for path in _candidate_modules(files):
+            found = _scan_module(path, files[path], notes)
+            if found is not None:
+                break
+        if found is not None:
+            notes.append(found.note)
+        entry = None if found is None else f"{found.module}:{found.attr}{'()' if found.factory else ''}"
+        static = _static(found, dirs, notes) if found is not None else ()
+        framework = found.framework.label if found is not None and found.framework else None
+        asgi = found is not None and found.framework is not None and found.framework.asgi
+        worker_class = "uvicorn" if asgi else None
+        if asgi:
+            notes.append("ASGI app: gunicorn runs it with uvicorn workers (worker_class = \"uvicorn\")")
+        hook, server_names, health = None, DEFAULT_SERVER_NAMES, "/"
+
     requirements = _requirements(files, pyproject, notes)
+    if django is not None and requirements is None:
+        notes.append("a Django project needs at least `django` in requirements.txt: the host's venv is built from it")
+    if django is None and found is not None and found.websocket and worker_class == "uvicorn":
+        _websocket_note(files, requirements, notes)
     if isinstance(pyproject.get("tool"), dict) and "garrison" in pyproject["tool"]:
         notes.append("pyproject.toml also has [tool.garrison]; garrison.toml takes precedence over it")
 
     return Detection(
         name=name,
-        entry=None if found is None else f"{found.module}:{found.attr}{'()' if found.factory else ''}",
+        entry=entry,
         static=static,
         requirements=requirements,
         notes=tuple(notes),
+        worker_class=worker_class,
+        release_hook=hook,
+        server_names=server_names,
+        health_path=health,
+        framework=framework,
     )
 
 
@@ -158,72 +224,174 @@ def _module_name(path: str) -> str:
     return ".".join(parts)
 
 
-def _scan_module(path: str, source: str, notes: list[str]) -> _Found | None:
-    """The app object (preferred) or the factory defined at module level."""
+def _parse(path: str, source: str, notes: list[str] | None) -> ast.Module | None:
     try:
         with warnings.catch_warnings():
             # The user's invalid escapes etc. are not ours to report.
             warnings.simplefilter("ignore")
-            tree = ast.parse(source, filename=path)
+            return ast.parse(source, filename=path)
     except (SyntaxError, ValueError, RecursionError) as exc:  # ValueError: NUL bytes
-        line = getattr(exc, "lineno", None)
-        notes.append(f"skipped {path}: cannot be parsed as Python" + (f" (line {line})" if line else ""))
+        if notes is not None:
+            line = getattr(exc, "lineno", None)
+            notes.append(f"skipped {path}: cannot be parsed as Python" + (f" (line {line})" if line else ""))
         return None
 
-    class_names, module_names = _flask_aliases(tree)
+
+def _scan_module(path: str, source: str, notes: list[str]) -> _Found | None:
+    """The app object (preferred) or the factory defined at module level."""
+    tree = _parse(path, source, notes)
+    if tree is None:
+        return None
+    aliases = _import_aliases(tree)
     module = _module_name(path)
+    mounts, websocket = _asgi_extras(tree, aliases), _has_websocket(tree, aliases)
     factory: _Found | None = None
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
         elif isinstance(node, ast.AnnAssign) and node.value is not None:
             targets, value = [node.target], node.value
-        elif isinstance(node, ast.FunctionDef) and node.name == FACTORY and factory is None:
-            note = f"found app factory `{FACTORY}()` in {path}"
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == FACTORY and factory is None:
+            call, fw = _first_app_call(node, aliases)
+            note = f"found {fw.label + ' ' if fw else ''}app factory `{FACTORY}()` in {path}"
             if _required_args(node.args):
                 # gunicorn calls it with exactly what entry spells out.
                 note += f" (it takes required arguments: add them to entry, e.g. {module}:{FACTORY}('prod'))"
-            factory = _Found(path, module, FACTORY, True, _first_flask_call(node, class_names, module_names), note)
+            factory = _Found(path, module, FACTORY, True, call, fw, note, mounts, websocket)
             continue
         else:
             continue
-        if isinstance(value, ast.Call) and _is_flask(value.func, class_names, module_names):
+        fw = _framework(value, aliases) if isinstance(value, ast.Call) else None
+        if fw is not None:
+            assert isinstance(value, ast.Call)
             # `app = application = Flask(...)`: the first plain name is the entry.
             for target in targets:
                 if isinstance(target, ast.Name):
-                    return _Found(path, module, target.id, False, value, f"found Flask app `{target.id}` in {path}")
+                    return _Found(
+                        path, module, target.id, False, value, fw,
+                        f"found {fw.label} app `{target.id}` in {path}", mounts, websocket,
+                    )
     return factory
 
 
-def _flask_aliases(tree: ast.Module) -> tuple[set[str], set[str]]:
-    """Names bound to flask.Flask and to the flask module by the imports."""
-    # The plain spellings count even without a visible import (star imports,
-    # re-exports), as the detection rules promise.
-    class_names, module_names = {"Flask"}, {"flask"}
+def _import_aliases(tree: ast.Module) -> dict[str, str]:
+    """Local name -> qualified name, from the module's imports.
+
+    The plain spellings (Flask, FastAPI, flask, fastapi...) count even without a
+    visible import (star imports, re-exports), as the detection rules promise.
+    """
+    aliases: dict[str, str] = {}
+    for qual in FRAMEWORKS:
+        aliases[qual.rsplit(".", 1)[1]] = qual
+        top = qual.split(".", 1)[0]
+        aliases[top] = top
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "flask" and node.level == 0:
-            class_names.update(a.asname or a.name for a in node.names if a.name == "Flask")
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                if a.name != "*":
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
         elif isinstance(node, ast.Import):
-            module_names.update(a.asname for a in node.names if a.name == "flask" and a.asname)
-    return class_names, module_names
+            for a in node.names:
+                if a.asname:
+                    aliases[a.asname] = a.name
+                else:  # `import starlette.applications` binds `starlette`
+                    top = a.name.split(".", 1)[0]
+                    aliases[top] = top
+    return aliases
 
 
-def _is_flask(func: ast.expr, class_names: set[str], module_names: set[str]) -> bool:
-    if isinstance(func, ast.Name):
-        return func.id in class_names
-    return (
-        isinstance(func, ast.Attribute)
-        and func.attr == "Flask"
-        and isinstance(func.value, ast.Name)
-        and func.value.id in module_names
-    )
+def _dotted(expr: ast.expr) -> str | None:
+    """`a.b.c` for a Name/Attribute chain, else None."""
+    parts = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    parts.append(expr.id)
+    return ".".join(reversed(parts))
 
 
-def _first_flask_call(fn: ast.FunctionDef, class_names: set[str], module_names: set[str]) -> ast.Call | None:
+def _qualified(expr: ast.expr, aliases: Mapping[str, str]) -> str | None:
+    dotted = _dotted(expr)
+    if dotted is None:
+        return None
+    head, _, rest = dotted.partition(".")
+    head = aliases.get(head, head)
+    return f"{head}.{rest}" if rest else head
+
+
+def _framework(call: ast.Call, aliases: Mapping[str, str]) -> _Framework | None:
+    return FRAMEWORKS.get(_qualified(call.func, aliases) or "")
+
+
+def _first_app_call(fn: ast.AST, aliases: Mapping[str, str]) -> tuple[ast.Call | None, _Framework | None]:
     for node in ast.walk(fn):
-        if isinstance(node, ast.Call) and _is_flask(node.func, class_names, module_names):
-            return node
+        if isinstance(node, ast.Call):
+            fw = _framework(node, aliases)
+            if fw is not None:
+                return node, fw
+    return None, None
+
+
+def _is_static_files(node: ast.AST, aliases: Mapping[str, str]) -> str | None:
+    """The literal directory of a `StaticFiles(directory="...")` call, else None."""
+    if not isinstance(node, ast.Call):
+        return None
+    qual = _qualified(node.func, aliases) or ""
+    if qual.rsplit(".", 1)[-1] != "StaticFiles":
+        return None
+    value: ast.expr | None = node.args[0] if node.args else None
+    for kw in node.keywords:
+        if kw.arg == "directory":
+            value = kw.value
+    if isinstance(value, ast.Constant) and isinstance(value.value, str):
+        return value.value
     return None
+
+
+def _asgi_extras(tree: ast.Module, aliases: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """`app.mount("/static", StaticFiles(directory="static"))` and
+    `Mount("/static", app=StaticFiles(directory="static"))`: (url, directory)."""
+    mounts = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        is_mount_method = isinstance(func, ast.Attribute) and func.attr == "mount"
+        is_mount_route = (_qualified(func, aliases) or "").rsplit(".", 1)[-1] == "Mount"
+        if not (is_mount_method or is_mount_route) or not node.args:
+            continue
+        url = node.args[0]
+        if not (isinstance(url, ast.Constant) and isinstance(url.value, str)):
+            continue
+        target = node.args[1] if len(node.args) > 1 else None
+        for kw in node.keywords:
+            if kw.arg == "app":
+                target = kw.value
+        directory = _is_static_files(target, aliases) if target is not None else None
+        if directory is not None:
+            mounts.append((url.value, directory))
+    return tuple(mounts)
+
+
+def _has_websocket(tree: ast.Module, aliases: Mapping[str, str]) -> bool:
+    """`@app.websocket("/ws")`, `WebSocketRoute(...)` or `add_websocket_route(...)` anywhere."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and node.attr in ("websocket", "websocket_route", "add_websocket_route"):
+            return True
+        if isinstance(node, ast.Call) and (_qualified(node.func, aliases) or "").endswith("WebSocketRoute"):
+            return True
+    return False
+
+
+def _websocket_note(files: Mapping[str, str], requirements: str | None, notes: list[str]) -> None:
+    text = files.get(requirements or "", "").lower()
+    if not re.search(r"^\s*(websockets|wsproto|uvicorn\[[^\]]*standard)", text, re.M):
+        notes.append(
+            "the app has WebSocket endpoints: uvicorn needs `websockets` (or `wsproto`) in the requirements "
+            "to accept them; without it upgrades get 404"
+        )
 
 
 def _required_args(args: ast.arguments) -> bool:
@@ -249,6 +417,32 @@ def _keyword(call: ast.Call | None, name: str) -> Any:
 
 
 def _static(found: _Found, dirs: Set[str], notes: list[str]) -> tuple[tuple[str, str], ...]:
+    """The static folders nginx should serve."""
+    if found.framework is not None and not found.framework.flask_static:
+        return _mounted_static(found, dirs, notes)
+    return _flask_static(found, dirs, notes)
+
+
+def _mounted_static(found: _Found, dirs: Set[str], notes: list[str]) -> tuple[tuple[str, str], ...]:
+    """StaticFiles mounts of an ASGI app: the directory is relative to the working
+    directory, which is the release (the app root) under gunicorn."""
+    out: list[tuple[str, str]] = []
+    for url, directory in found.mounts:
+        path = posixpath.normpath(directory)
+        url = "/" + url.strip("/") + "/"
+        if path.startswith("/") or path == ".." or path.startswith("../"):
+            notes.append(f"static mount {url} serves {directory}, outside the app folder: left to the app")
+        elif url == "//":
+            notes.append(f"static files of {path}/ are mounted at /: left to the app")
+        elif path not in dirs:
+            notes.append(f"static mount {url}: {path}/ does not exist; left to the app")
+        elif url not in {u for u, _ in out}:
+            notes.append(f"static files: {path}/ (mounted at {url}) served by nginx at {url}")
+            out.append((url, path))
+    return tuple(out)
+
+
+def _flask_static(found: _Found, dirs: Set[str], notes: list[str]) -> tuple[tuple[str, str], ...]:
     """The static folder nginx should serve, following Flask's own defaults.
 
     Flask resolves static_folder against the folder of the module (or package)
@@ -256,8 +450,8 @@ def _static(found: _Found, dirs: Set[str], notes: list[str]) -> tuple[tuple[str,
     static_url_path says otherwise.
     """
     base = PurePosixPath(found.file).parent
-    folder = _keyword(found.flask_call, "static_folder")
-    url = _keyword(found.flask_call, "static_url_path")
+    folder = _keyword(found.app_call, "static_folder")
+    url = _keyword(found.app_call, "static_url_path")
     if folder is None:
         notes.append(f"no static folder: static_folder=None in {found.file}")
         return ()
@@ -284,6 +478,400 @@ def _static(found: _Found, dirs: Set[str], notes: list[str]) -> tuple[tuple[str,
         return ()
     notes.append(f"static files: {path}/ served by nginx at {url}")
     return ((url, path),)
+
+
+# --------------------------------------------------------------------------
+# Django (pure): settings are read with ast, a small evaluator follows the
+# usual spellings of paths (BASE_DIR / "x", os.path.join(BASE_DIR, "x")).
+
+
+def django_settings_module(manage_py: str) -> str | None:
+    """The settings module manage.py sets: os.environ.setdefault("DJANGO_SETTINGS_MODULE", "x.settings")."""
+    tree = _parse("manage.py", manage_py, None)
+    if tree is None:
+        return None
+    for node in ast.walk(tree):
+        value: ast.expr | None = None
+        if isinstance(node, ast.Call) and len(node.args) >= 2 and _const_str(node.args[0]) == SETTINGS_VAR:
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "setdefault":
+                value = node.args[1]
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            t = node.targets[0]  # os.environ["DJANGO_SETTINGS_MODULE"] = "x.settings"
+            if isinstance(t, ast.Subscript) and _const_str(t.slice) == SETTINGS_VAR:
+                value = node.value
+        module = _const_str(value) if value is not None else None
+        if module and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
+            return module
+    return None
+
+
+def _const_str(node: ast.AST | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _module_paths(module: str) -> tuple[str, str]:
+    base = module.replace(".", "/")
+    return f"{base}.py", f"{base}/__init__.py"
+
+
+def _module_file(files: Mapping[str, str], module: str) -> str | None:
+    return next((p for p in _module_paths(module) if p in files), None)
+
+
+def _star_imports(path: str, tree: ast.Module) -> list[str]:
+    """Modules a settings file star-imports (`from .base import *`), as dotted names."""
+    out = []
+    package = _module_name(path) if path.endswith("/__init__.py") else _module_name(path).rpartition(".")[0]
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            if node.level == 0:
+                out.append(node.module or "")
+            else:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                out.append(".".join(parts + ([node.module] if node.module else [])))
+    return [m for m in out if m]
+
+
+_Env = dict[str, tuple[ast.expr | None, str]]  # name -> (value or None when computed, defining file)
+
+
+def _settings_env(files: Mapping[str, str], path: str, depth: int = 0) -> _Env:
+    """Module-level names of a settings file, star imports merged in where they appear."""
+    tree = _parse(path, files[path], None)
+    env: _Env = {}
+    if tree is None:
+        return env
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names) and depth < MAX_SETTINGS_DEPTH:
+            for module in _star_imports(path, ast.Module(body=[node], type_ignores=[])):
+                other = _module_file(files, module)
+                if other is not None and other != path:
+                    env.update(_settings_env(files, other, depth + 1))
+        elif isinstance(node, ast.Assign):
+            for t in node.targets:
+                if isinstance(t, ast.Name):
+                    env[t.id] = (node.value, path)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            env[node.target.id] = (node.value, path)
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            env[node.target.id] = (None, path)  # ALLOWED_HOSTS += [...]: no longer a literal
+        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For)):
+            # Conditional settings (if DEBUG: ..., try: from .local import *): the names
+            # bound inside are not known statically.
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                    env[sub.id] = (None, path)
+                elif isinstance(sub, ast.ImportFrom) and any(a.name == "*" for a in sub.names):
+                    for name in ("STATIC_ROOT", "STATIC_URL", "ALLOWED_HOSTS", "DEBUG", "DATABASES"):
+                        env[name] = (None, path)
+    return env
+
+
+_UNKNOWN: Any = object()
+
+
+def _literal(name: str, env: _Env, depth: int = 0) -> Any:
+    """A setting's literal value (lists, strings, bools, dicts), _ABSENT or _UNKNOWN."""
+    if name not in env:
+        return _ABSENT
+    expr, _ = env[name]
+    if expr is None:
+        return _UNKNOWN
+    if isinstance(expr, ast.Name) and depth < 5:
+        return _literal(expr.id, env, depth + 1)
+    try:
+        return ast.literal_eval(expr)
+    except (ValueError, TypeError, SyntaxError, RecursionError):
+        return _UNKNOWN
+
+
+def _path_of(expr: ast.expr | None, file: str, env: _Env, depth: int = 0) -> str | None:
+    """A path expression as a POSIX path relative to the app root ("/..." when
+    absolute), or None when it can't be known without running the code."""
+    if expr is None or depth > 20:
+        return None
+    d = depth + 1
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        # A relative path resolves against the working directory: the release.
+        return posixpath.normpath(expr.value) if expr.value else None
+    if isinstance(expr, ast.Name):
+        if expr.id == "__file__":
+            return file
+        if expr.id in env:
+            value, where = env[expr.id]
+            return _path_of(value, where, env, d)
+        return None
+    if isinstance(expr, ast.Attribute) and expr.attr == "parent":
+        inner = _path_of(expr.value, file, env, d)
+        return None if inner is None else _parent(inner)
+    if isinstance(expr, ast.Subscript) and isinstance(expr.value, ast.Attribute) and expr.value.attr == "parents":
+        inner = _path_of(expr.value.value, file, env, d)
+        n = expr.slice.value if isinstance(expr.slice, ast.Constant) and isinstance(expr.slice.value, int) else None
+        if inner is None or n is None or n < 0:
+            return None
+        for _ in range(n + 1):
+            inner = _parent(inner)
+        return inner
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Div):
+        return _join(_path_of(expr.left, file, env, d), [expr.right], file, env, d)
+    if isinstance(expr, ast.JoinedStr) and expr.values and isinstance(expr.values[0], ast.FormattedValue):
+        # f"{BASE_DIR}/static"
+        rest = expr.values[1:]
+        if all(isinstance(v, ast.Constant) and isinstance(v.value, str) for v in rest):
+            head = _path_of(expr.values[0].value, file, env, d)
+            tail = "".join(v.value for v in rest).lstrip("/")  # type: ignore[attr-defined]
+            return None if head is None else posixpath.normpath(posixpath.join(head, tail) if tail else head)
+        return None
+    if isinstance(expr, ast.Call):
+        func = _dotted(expr.func) or ""
+        last = func.rsplit(".", 1)[-1]
+        if isinstance(expr.func, ast.Attribute) and expr.func.attr in ("resolve", "absolute", "expanduser") and not expr.args:
+            return _path_of(expr.func.value, file, env, d)
+        if isinstance(expr.func, ast.Attribute) and expr.func.attr == "joinpath":
+            return _join(_path_of(expr.func.value, file, env, d), expr.args, file, env, d)
+        if last in ("str", "abspath", "realpath", "normpath", "fspath") and len(expr.args) == 1:
+            return _path_of(expr.args[0], file, env, d)
+        if last == "dirname" and len(expr.args) == 1:
+            inner = _path_of(expr.args[0], file, env, d)
+            return None if inner is None else _parent(inner)
+        if (last == "join" and func.endswith("path.join")) or last in ("Path", "PurePath", "PosixPath"):
+            if not expr.args:
+                return None
+            return _join(_path_of(expr.args[0], file, env, d), expr.args[1:], file, env, d)
+    return None
+
+
+def _parent(path: str) -> str:
+    return "/" if path == "/" else posixpath.normpath(posixpath.join(path, ".."))
+
+
+def _join(head: str | None, parts: Iterable[ast.expr], file: str, env: _Env, depth: int) -> str | None:
+    if head is None:
+        return None
+    for part in parts:
+        value = _const_str(part)
+        if value is None:
+            value = _path_of(part, file, env, depth)
+        if value is None:
+            return None
+        head = posixpath.join(head, value)  # an absolute part replaces the head, as in Python
+    return posixpath.normpath(head)
+
+
+def _inside(path: str) -> bool:
+    return not (path.startswith("/") or path == ".." or path.startswith("../") or path == ".")
+
+
+def _host_allowed(host: str, patterns: Iterable[str]) -> bool:
+    """Django's validate_host: "*", an exact name, or ".example.com" (and subdomains)."""
+    host = host.lower()
+    for p in (p.lower() for p in patterns):
+        if p == "*" or p == host or (p.startswith(".") and (host.endswith(p) or host == p[1:])):
+            return True
+    return False
+
+
+def _scan_django(
+    files: Mapping[str, str], name: str, notes: list[str]
+) -> tuple[str, tuple[tuple[str, str], ...], str | None, tuple[str, ...], str] | None:
+    """(entry, static, release hook, server names, health path) of a Django project, or None."""
+    if "manage.py" not in files:
+        return None
+    module = django_settings_module(files["manage.py"])
+    if module is None:
+        notes.append(f"manage.py does not set {SETTINGS_VAR}: not treated as a Django project")
+        return None
+    settings = _module_file(files, module)
+    env: _Env = _settings_env(files, settings) if settings is not None else {}
+    where = settings or f"{_module_paths(module)[0]} (not found)"
+    package = module.rpartition(".")[0] or module
+
+    # Entry: WSGI_APPLICATION = "mysite.wsgi.application" -> mysite.wsgi:application.
+    wsgi = _literal("WSGI_APPLICATION", env)
+    if isinstance(wsgi, str) and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+", wsgi):
+        mod, _, attr = wsgi.rpartition(".")
+        entry = f"{mod}:{attr}"
+        source = "WSGI_APPLICATION"
+    else:
+        # Django's own default: what `startproject` writes next to the settings.
+        entry = f"{package.split('.')[0]}.wsgi:application"
+        source = "the startproject layout (WSGI_APPLICATION not found)"
+    notes.append(f"found Django project: settings {module} ({where}), entry {entry} from {source}")
+
+    # Static files: collectstatic copies them into STATIC_ROOT, nginx serves that at STATIC_URL.
+    apps = _literal("INSTALLED_APPS", env)
+    staticfiles = not isinstance(apps, (list, tuple)) or any(
+        isinstance(a, str) and a.startswith("django.contrib.staticfiles") for a in apps
+    )
+    static: tuple[tuple[str, str], ...] = ()
+    if staticfiles:
+        static = _django_static(env, where, notes)
+        hook = DJANGO_RELEASE_HOOK
+    else:
+        notes.append("django.contrib.staticfiles is not in INSTALLED_APPS: no collectstatic, no static folder")
+        hook = DJANGO_MIGRATE_HOOK
+    notes.append(f"release hook: `{hook}` runs in each new release before it takes traffic")
+
+    names = _django_hosts(env, where, notes)
+    _django_debug_and_db(env, where, name, notes)
+    health = _django_health(files, env, notes)
+    return entry, static, hook, names, health
+
+
+def _django_static(env: _Env, where: str, notes: list[str]) -> tuple[tuple[str, str], ...]:
+    url = _literal("STATIC_URL", env)
+    if not isinstance(url, str) or not url.strip("/"):
+        notes.append(f"STATIC_URL is not a literal path in {where}: no static folder for nginx; add [[app.static]] by hand")
+        return ()
+    if re.match(r"^([a-z]+:)?//", url):
+        notes.append(f"STATIC_URL = {url!r} is another server (a CDN): nginx serves no static folder")
+        return ()
+    url = "/" + url.strip("/") + "/"
+    expr, file = env.get("STATIC_ROOT", (None, ""))
+    if "STATIC_ROOT" not in env:
+        # Where `BASE_DIR / "staticfiles"` lands: usually the project root, next to manage.py.
+        base = _path_of(ast.Name("BASE_DIR", ast.Load()), "", env)
+        path = "staticfiles"
+        if base is not None and (base == "." or _inside(base)):
+            path = posixpath.normpath(posixpath.join(base, "staticfiles"))
+        notes.append(
+            f'STATIC_ROOT is not set in {where}: collectstatic needs it; add STATIC_ROOT = BASE_DIR / "staticfiles" '
+            f"there (garrison.toml already serves {path}/ at {url})"
+        )
+        return ((url, path),)
+    path = _path_of(expr, file, env)
+    if path is None:
+        notes.append(
+            f"STATIC_ROOT in {where} is computed: no static folder for nginx; set it to a folder of the project "
+            f'(STATIC_ROOT = BASE_DIR / "staticfiles") or add [[app.static]] by hand'
+        )
+        return ()
+    if not _inside(path):
+        notes.append(
+            f"STATIC_ROOT in {where} is {path}, outside the app folder: nginx serves the release's files; "
+            f'set STATIC_ROOT = BASE_DIR / "staticfiles"'
+        )
+        return ()
+    notes.append(f"static files: collectstatic fills {path}/ (STATIC_ROOT), served by nginx at {url} (STATIC_URL)")
+    return ((url, path),)
+
+
+def _django_hosts(env: _Env, where: str, notes: list[str]) -> tuple[str, ...]:
+    """Server names from ALLOWED_HOSTS, and a warning when Django would answer 400."""
+    hosts = _literal("ALLOWED_HOSTS", env)
+    fix = "add the [server] names to ALLOWED_HOSTS"
+    if hosts is _ABSENT or hosts is _UNKNOWN or not isinstance(hosts, (list, tuple)):
+        if hosts is _ABSENT:
+            hosts = []
+        else:
+            notes.append(
+                f"ALLOWED_HOSTS in {where} is computed: make sure it includes the [server] names, or Django answers "
+                "400 Bad Request to them (and to garrison's health check)"
+            )
+            return DEFAULT_SERVER_NAMES
+    patterns = [h for h in hosts if isinstance(h, str)]
+    names: list[str] = []
+    for h in patterns:
+        candidate = h[1:] if h.startswith(".") else h
+        if candidate != "*" and HOSTNAME_RE.match(candidate) and candidate not in names:
+            names.append(candidate)
+    if not patterns:
+        notes.append(
+            f"ALLOWED_HOSTS is empty in {where}: with DEBUG = False Django answers 400 Bad Request to every host, "
+            f'including garrison\'s health check; {fix}, e.g. ALLOWED_HOSTS = ["{DEFAULT_SERVER_NAMES[0]}"]'
+        )
+        return DEFAULT_SERVER_NAMES
+    if "*" in patterns:
+        notes.append(f"ALLOWED_HOSTS in {where} accepts any Host ('*'): list your domain names instead")
+    if not names:
+        return DEFAULT_SERVER_NAMES
+    uncovered = [n for n in names if not _host_allowed(n, patterns)]
+    if uncovered:  # cannot happen for names taken from the patterns; kept as the rule's statement
+        notes.append(f"ALLOWED_HOSTS does not cover {', '.join(uncovered)}: Django answers 400 Bad Request; {fix}")
+    notes.append(f"server names {', '.join(names)} from ALLOWED_HOSTS")
+    return tuple(names)
+
+
+def _django_debug_and_db(env: _Env, where: str, name: str, notes: list[str]) -> None:
+    if _literal("DEBUG", env) is True:
+        notes.append(
+            f"DEBUG = True in {where}: set DEBUG = False in production (then Django needs ALLOWED_HOSTS and "
+            "leaves static files to nginx)"
+        )
+    expr, file = env.get("DATABASES", (None, ""))
+    if not isinstance(expr, ast.Dict):
+        return
+    for key, value in zip(expr.keys, expr.values):
+        if _const_str(key) != "default" or not isinstance(value, ast.Dict):
+            continue
+        fields = {_const_str(k): v for k, v in zip(value.keys, value.values)}
+        engine = _const_str(fields.get("ENGINE"))
+        if not engine or "sqlite3" not in engine:
+            return
+        db = _path_of(fields.get("NAME"), file, env)
+        if db is not None and not db.startswith("/"):
+            notes.append(
+                f"the SQLite database {db} is inside the release, which the app can't write and each deploy "
+                f"replaces: point DATABASES NAME at a file under /srv/{name}/shared/ (e.g. /srv/{name}/shared/db.sqlite3)"
+            )
+
+
+def _django_health(files: Mapping[str, str], env: _Env, notes: list[str]) -> str:
+    """"/" when ROOT_URLCONF routes it; the admin's login page when only the admin is mounted."""
+    urlconf = _literal("ROOT_URLCONF", env)
+    path = _module_file(files, urlconf) if isinstance(urlconf, str) else None
+    tree = _parse(path, files[path], None) if path is not None else None
+    if tree is None:
+        return "/"
+    admin: str | None = None
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and node.args):
+            continue
+        func = (_dotted(node.func) or "").rsplit(".", 1)[-1]
+        route = _const_str(node.args[0])
+        if func == "path" and route == "":
+            return "/"
+        if func in ("re_path", "url") and route is not None and route in ("^$", "^", ""):
+            return "/"
+        if func == "path" and route and len(node.args) > 1 and (_dotted(node.args[1]) or "").endswith("admin.site.urls"):
+            admin = "/" + route.strip("/") + "/login/"
+    if admin is not None:
+        notes.append(f"no view at / in {path}: the health check uses the admin's login page {admin}")
+        return admin
+    notes.append(f"no view at / found in {path}: set app.health_path to a page that answers 200")
+    return "/"
+
+
+def wanted_files(files: Mapping[str, str]) -> list[str]:
+    """Further files `scan` would read, given the ones read so far: a Django
+    project's settings modules (and what they star-import) and its URLconf."""
+    if "manage.py" not in files:
+        return []
+    module = django_settings_module(files["manage.py"])
+    if module is None:
+        return []
+    want: list[str] = []
+    settings = _module_file(files, module)
+    if settings is None:
+        return list(_module_paths(module))
+    seen, todo = set(), [settings]
+    while todo:
+        path = todo.pop()
+        if path in seen or path not in files:
+            continue
+        seen.add(path)
+        tree = _parse(path, files[path], None)
+        for other in _star_imports(path, tree) if tree is not None else ():
+            found = _module_file(files, other)
+            if found is None:
+                want += _module_paths(other)
+            else:
+                todo.append(found)
+    urlconf = _literal("ROOT_URLCONF", _settings_env(files, settings))
+    if isinstance(urlconf, str) and _module_file(files, urlconf) is None:
+        want += _module_paths(urlconf)
+    return [w for w in dict.fromkeys(want) if w not in files]
 
 
 def _parse_pyproject(text: str | None, notes: list[str]) -> dict[str, Any]:
@@ -360,6 +948,8 @@ def _line(assignment: str, comment: str) -> str:
     return f"{assignment:<28} # {comment}" if comment else assignment
 
 
+
+
 def render_toml(d: Detection) -> str:
     """The commented garrison.toml for a detection (raises DetectError without an entry)."""
     if d.entry is None:
@@ -372,10 +962,10 @@ def render_toml(d: Detection) -> str:
         "",
         "[app]",
         _line(f"name = {_toml_str(d.name)}", "required: Unix user and service name"),
-        _line(f"entry = {_toml_str(d.entry)}", "required: WSGI entry, module:callable (or module:factory())"),
+        _line(f"entry = {_toml_str(d.entry)}", "required: WSGI/ASGI entry, module:callable (or module:factory())"),
         _line('root = "."', "app folder, relative to this file"),
         _line(f"requirements = {_toml_str(d.requirements or '')}", 'or "pyproject.toml", or "" for none'),
-        _line('health_path = "/"', "path that must answer 2xx once deployed"),
+        _line(f"health_path = {_toml_str(d.health_path)}", "path that must answer 2xx once deployed"),
     ]
     for i, (url, path) in enumerate(d.static):
         lines += [
@@ -384,21 +974,34 @@ def render_toml(d: Detection) -> str:
             f"url = {_toml_str(url)}",
             f"path = {_toml_str(path)}",
         ]
+    names = ", ".join(_toml_str(n) for n in d.server_names)
     lines += [
         "",
         "[server]",
-        _line('names = ["localhost"]', "nginx server_name values"),
+        _line(f"names = [{names}]", "nginx server_name values"),
         "port = 80",
         _line("# default = false", "true: this site answers requests for unknown hosts (default_server)"),
         _line(f"# user = {_toml_str(d.name)}", "app user (default: the app name)"),
         _line(f"# base = {_toml_str('/srv/' + d.name)}", "where releases live"),
         "",
         "[gunicorn]",
-        _line('# worker_class = "gevent"', "sync | gthread | gevent"),
+    ]
+    if d.worker_class:
+        lines.append(_line(f"worker_class = {_toml_str(d.worker_class)}", "ASGI app: uvicorn workers (uvicorn-worker)"))
+    else:
+        lines.append(_line('# worker_class = "gevent"', "sync | gthread | gevent | uvicorn"))
+    lines += [
         _line('# workers = "auto"', "2 x CPU + 1, computed on the host"),
         "# timeout = 30",
         "",
     ]
+    if d.release_hook:
+        lines += [
+            "[hooks]",
+            "# Runs as the app user in each new release (its venv, shared/.env) before it takes traffic.",
+            f"release = {_toml_str(d.release_hook)}",
+            "",
+        ]
     return "\n".join(lines)
 
 
@@ -427,8 +1030,9 @@ def read_app_folder(root: Path) -> tuple[dict[str, str], set[str]]:
     """Read the candidate files of an app folder, and list its folders.
 
     Returns (files, dirs) as `scan` expects them: files maps relative POSIX
-    paths to text for the top-level candidates and, for each top-level
-    package, its candidate modules; dirs holds every top-level folder and the
+    paths to text for the top-level candidates, for each top-level package
+    its candidate modules, and what `wanted_files` asks for (a Django
+    project's settings and URLconf); dirs holds every top-level folder and the
     folders directly inside packages. Hidden folders, virtualenvs, caches and
     node_modules are skipped.
     """
@@ -446,6 +1050,12 @@ def read_app_folder(root: Path) -> tuple[dict[str, str], set[str]]:
             if (root / d / name).is_file():
                 files[f"{d}/{name}"] = _read(root / d / name)
         dirs.update(f"{d}/{sub}" for sub in _subdirs(root / d))
+    for _ in range(MAX_SETTINGS_DEPTH + 2):  # each round follows one more import
+        new = [w for w in wanted_files(files) if (root / w).is_file()]
+        if not new:
+            break
+        for w in new:
+            files[w] = _read(root / w)
     return files, dirs
 
 

@@ -173,6 +173,11 @@ def load_project(path: Path) -> Project:
             f"({root / cfg.app.requirements} does not exist); set it to \"\" if the app has none"
         )
     for i, st in enumerate(cfg.app.static):
+        # A release hook may create the folder on the host: Django's collectstatic
+        # fills STATIC_ROOT (usually git-ignored, so absent from the source) in each
+        # new release before it takes traffic. Without a hook, nothing would.
+        if cfg.hooks.release and not (root / st.path).exists():
+            continue
         if not (root / st.path).is_dir():
             raise ConfigError(
                 f"{label}: app.static[{i}].path: expected a folder in the app folder, got \"{st.path}\" "

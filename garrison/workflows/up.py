@@ -517,6 +517,13 @@ class Up:
         if self.cfg.hooks.release:
             with self.run.step("hook", f"release hook in {rid}") as st:
                 try:
+                    # The release is root-owned, but the hook may have to fill the static
+                    # folders nginx serves (Django's collectstatic into STATIC_ROOT): the
+                    # missing ones are created for the app user first.
+                    for static in a.static:
+                        folder = posixpath.join(L.release(rid), static.path)
+                        if not self.host.exists(folder):
+                            self.host.ensure_dir(folder, mode=0o755, owner=self.cfg.user, group=self.cfg.user)
                     self.run_hook(facts, "release", self.cfg.hooks.release, rid, new)
                 except DeployError as exc:
                     st.detail = str(exc).splitlines()[0]

@@ -80,7 +80,9 @@ def test_only_module_level_code_counts() -> None:
 
 
 def test_other_calls_are_not_apps() -> None:
-    assert scan({"main.py": "from quart import Quart\napp = Quart(__name__)\n"}).entry is None
+    assert scan({"main.py": "from mylib import Thing\napp = Thing(__name__)\n"}).entry is None
+    # A class named like a framework's but imported from elsewhere is not that framework.
+    assert scan({"main.py": "from mylib import Flask\napp = Flask(__name__)\n"}).entry is None
 
 
 def test_user_code_is_never_executed(tmp_path: Path) -> None:
@@ -322,3 +324,432 @@ def test_load_config_accepts_factory_package_toml(tmp_path: Path) -> None:
     cfg = load_config(path)
     assert cfg.app.entry == "mypkg:create_app()"
     assert cfg.app.requirements == "pyproject.toml"
+
+
+# ---------------------------------------------------------------- Django
+
+MANAGE = (
+    "#!/usr/bin/env python\nimport os\nimport sys\n\n\ndef main():\n"
+    "    os.environ.setdefault('DJANGO_SETTINGS_MODULE', '{module}')\n"
+    "    from django.core.management import execute_from_command_line\n"
+    "    execute_from_command_line(sys.argv)\n\n\nif __name__ == '__main__':\n    main()\n"
+)
+SETTINGS = (
+    "from pathlib import Path\n"
+    "BASE_DIR = Path(__file__).resolve().parent.parent\n"
+    "SECRET_KEY = 'x'\n"
+    "DEBUG = False\n"
+    "ALLOWED_HOSTS = ['example.com']\n"
+    "INSTALLED_APPS = ['django.contrib.admin', 'django.contrib.staticfiles', 'pages']\n"
+    "ROOT_URLCONF = 'mysite.urls'\n"
+    "WSGI_APPLICATION = 'mysite.wsgi.application'\n"
+    "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'shop'}}\n"
+    "STATIC_URL = 'static/'\n"
+    "STATIC_ROOT = BASE_DIR / 'staticfiles'\n"
+)
+URLS = "from django.contrib import admin\nfrom django.urls import path\nfrom pages import views\n" \
+       "urlpatterns = [path('admin/', admin.site.urls), path('', views.index)]\n"
+WSGI = "import os\nfrom django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n"
+
+
+def django_files(settings: str = SETTINGS, module: str = "mysite.settings", **extra: str) -> dict[str, str]:
+    files = {
+        "manage.py": MANAGE.format(module=module),
+        "mysite/__init__.py": "",
+        "mysite/settings.py": settings,
+        "mysite/urls.py": URLS,
+        "mysite/wsgi.py": WSGI,
+        "requirements.txt": "django>=5.2\n",
+    }
+    files.update(extra)
+    return files
+
+
+def _with(setting: str, line: str, settings: str = SETTINGS) -> str:
+    """SETTINGS with the line assigning `setting` replaced (or removed when line is empty)."""
+    out = [ln for ln in settings.splitlines() if not ln.startswith(setting + " ")]
+    return "\n".join(out + ([line] if line else [])) + "\n"
+
+
+def test_django_startproject_layout() -> None:
+    d = scan(django_files(), {"mysite", "pages"}, "djsite")
+    assert d.framework == "Django"
+    assert d.entry == "mysite.wsgi:application"
+    assert d.static == (("/static/", "staticfiles"),)
+    assert d.release_hook == "python manage.py collectstatic --noinput && python manage.py migrate --noinput"
+    assert d.server_names == ("example.com",)
+    assert d.health_path == "/"
+    assert d.worker_class is None
+    assert d.requirements == "requirements.txt"
+    assert any(n.startswith("found Django project: settings mysite.settings (mysite/settings.py)") for n in d.notes)
+    assert not any("ALLOWED_HOSTS" in n and "400" in n for n in d.notes)
+
+
+@pytest.mark.parametrize(
+    "static_root",
+    [
+        "STATIC_ROOT = BASE_DIR / 'staticfiles'",
+        "STATIC_ROOT = os.path.join(BASE_DIR, 'staticfiles')",
+        "STATIC_ROOT = str(BASE_DIR / 'staticfiles')",
+        "STATIC_ROOT = BASE_DIR.joinpath('staticfiles')",
+        "STATIC_ROOT = Path(BASE_DIR, 'staticfiles')",
+        "STATIC_ROOT = f'{BASE_DIR}/staticfiles'",
+        "STATIC_ROOT = 'staticfiles'",
+        "STATIC_ROOT: Path = BASE_DIR / 'staticfiles'",
+    ],
+)
+def test_django_static_root_spellings(static_root: str) -> None:
+    settings = "import os\n" + _with("STATIC_ROOT", static_root)
+    assert scan(django_files(settings)).static == (("/static/", "staticfiles"),)
+
+
+@pytest.mark.parametrize(
+    "base_dir",
+    [
+        "BASE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))",
+        "BASE_DIR = Path(__file__).resolve().parents[1]",
+        "BASE_DIR = Path(os.path.realpath(__file__)).parent.parent",
+    ],
+)
+def test_django_base_dir_spellings(base_dir: str) -> None:
+    settings = "import os\nfrom pathlib import Path\n" + _with("BASE_DIR", "", SETTINGS).replace(
+        "SECRET_KEY", base_dir + "\nSECRET_KEY", 1
+    )
+    settings = _with("STATIC_ROOT", "STATIC_ROOT = os.path.join(BASE_DIR, 'public', 'static')", settings)
+    assert scan(django_files(settings)).static == (("/static/", "public/static"),)
+
+
+@pytest.mark.parametrize(
+    ("static_url", "url"),
+    [("STATIC_URL = 'static/'", "/static/"), ("STATIC_URL = '/assets'", "/assets/"), ("STATIC_URL = '/s/x/'", "/s/x/")],
+)
+def test_django_static_url_is_normalised(static_url: str, url: str) -> None:
+    assert scan(django_files(_with("STATIC_URL", static_url))).static == ((url, "staticfiles"),)
+
+
+def test_django_missing_static_root_is_reported_and_assumed() -> None:
+    d = scan(django_files(_with("STATIC_ROOT", "")))
+    assert d.static == (("/static/", "staticfiles"),)  # what the note tells the user to set
+    assert d.release_hook is not None and "collectstatic" in d.release_hook
+    note = next(n for n in d.notes if "STATIC_ROOT is not set" in n)
+    assert "mysite/settings.py" in note and 'STATIC_ROOT = BASE_DIR / "staticfiles"' in note
+
+
+@pytest.mark.parametrize(
+    ("static_root", "words"),
+    [
+        ("STATIC_ROOT = '/var/www/static'", "outside the app folder"),
+        ("STATIC_ROOT = BASE_DIR.parent / 'static'", "outside the app folder"),
+        ("STATIC_ROOT = os.environ['STATIC_ROOT']", "is computed"),
+    ],
+)
+def test_django_static_root_not_servable(static_root: str, words: str) -> None:
+    d = scan(django_files("import os\n" + _with("STATIC_ROOT", static_root)))
+    assert d.static == ()
+    assert any(words in n and "STATIC_ROOT" in n for n in d.notes)
+
+
+def test_django_cdn_static_url() -> None:
+    d = scan(django_files(_with("STATIC_URL", "STATIC_URL = 'https://cdn.example.com/static/'")))
+    assert d.static == ()
+    assert any("CDN" in n for n in d.notes)
+
+
+def test_django_without_staticfiles_app_only_migrates() -> None:
+    d = scan(django_files(_with("INSTALLED_APPS", "INSTALLED_APPS = ['django.contrib.auth', 'pages']")))
+    assert d.static == ()
+    assert d.release_hook == "python manage.py migrate --noinput"
+
+
+def test_django_split_settings_follow_star_imports() -> None:
+    base = SETTINGS.replace(".parent.parent", ".parent.parent.parent").replace("'mysite.wsgi.application'", "'config.wsgi.application'")
+    files = {
+        "manage.py": MANAGE.format(module="config.settings.production"),
+        "config/__init__.py": "",
+        "config/settings/__init__.py": "",
+        "config/settings/base.py": _with("STATIC_ROOT", "STATIC_ROOT = BASE_DIR / 'collected'", base),
+        "config/settings/production.py": "from .base import *\nDEBUG = False\nALLOWED_HOSTS = ['shop.example.com']\n",
+        "config/wsgi.py": WSGI,
+    }
+    d = scan(files)
+    assert d.entry == "config.wsgi:application"
+    assert d.static == (("/static/", "collected"),)
+    assert d.server_names == ("shop.example.com",)
+
+
+def test_django_default_wsgi_when_setting_missing() -> None:
+    d = scan(django_files(_with("WSGI_APPLICATION", "")))
+    assert d.entry == "mysite.wsgi:application"
+    assert any("WSGI_APPLICATION not found" in n for n in d.notes)
+
+
+def test_django_settings_from_environ_assignment() -> None:
+    files = django_files()
+    files["manage.py"] = "import os\nos.environ['DJANGO_SETTINGS_MODULE'] = 'mysite.settings'\n"
+    assert scan(files).framework == "Django"
+
+
+def test_manage_py_without_settings_falls_back_to_app_scan() -> None:
+    d = scan({"manage.py": "print('hi')\n", "app.py": FLASK_APP})
+    assert d.entry == "app:app"
+    assert d.framework == "Flask"
+    assert any("not treated as a Django project" in n for n in d.notes)
+
+
+def test_django_wins_over_a_flask_app_in_the_same_folder() -> None:
+    assert scan(django_files(**{"app.py": FLASK_APP})).entry == "mysite.wsgi:application"
+
+
+def test_django_settings_are_never_executed(tmp_path: Path) -> None:
+    marker = tmp_path / "executed"
+    settings = f"open({str(marker)!r}, 'w').close()\n" + SETTINGS
+    assert scan(django_files(settings)).framework == "Django"
+    assert not marker.exists()
+
+
+# ---------------------------------------------------------------- Django: hosts, debug, db, health
+
+
+def test_django_empty_allowed_hosts_warns() -> None:
+    d = scan(django_files(_with("ALLOWED_HOSTS", "ALLOWED_HOSTS = []")))
+    assert d.server_names == ("localhost",)
+    note = next(n for n in d.notes if n.startswith("ALLOWED_HOSTS is empty"))
+    assert "400 Bad Request" in note and "health check" in note
+
+
+def test_django_missing_allowed_hosts_warns() -> None:
+    d = scan(django_files(_with("ALLOWED_HOSTS", "")))
+    assert any(n.startswith("ALLOWED_HOSTS is empty") for n in d.notes)
+
+
+def test_django_allowed_hosts_become_server_names() -> None:
+    d = scan(django_files(_with("ALLOWED_HOSTS", "ALLOWED_HOSTS = ['.example.org', 'www.example.com', '*', '[::1]']")))
+    assert d.server_names == ("example.org", "www.example.com")
+    assert any("accepts any Host" in n for n in d.notes)
+
+
+def test_django_wildcard_only_keeps_localhost() -> None:
+    assert scan(django_files(_with("ALLOWED_HOSTS", "ALLOWED_HOSTS = ['*']"))).server_names == ("localhost",)
+
+
+def test_django_computed_allowed_hosts_note() -> None:
+    settings = "import os\n" + _with("ALLOWED_HOSTS", "ALLOWED_HOSTS = os.environ.get('HOSTS', '').split(',')")
+    d = scan(django_files(settings))
+    assert d.server_names == ("localhost",)
+    assert any("ALLOWED_HOSTS in mysite/settings.py is computed" in n and "400" in n for n in d.notes)
+
+
+def test_django_allowed_hosts_extended_later_is_computed() -> None:
+    d = scan(django_files(SETTINGS + "ALLOWED_HOSTS += ['other.example.com']\n"))
+    assert any("is computed" in n and "ALLOWED_HOSTS" in n for n in d.notes)
+
+
+@pytest.mark.parametrize(
+    ("host", "patterns", "ok"),
+    [
+        ("example.com", ["example.com"], True),
+        ("EXAMPLE.com", ["example.COM"], True),
+        ("www.example.com", [".example.com"], True),
+        ("example.com", [".example.com"], True),
+        ("badexample.com", [".example.com"], False),
+        ("localhost", ["*"], True),
+        ("localhost", ["example.com"], False),
+        ("localhost", [], False),
+    ],
+)
+def test_allowed_hosts_rule_matches_djangos(host: str, patterns: list[str], ok: bool) -> None:
+    from garrison.initapp import _host_allowed
+
+    assert _host_allowed(host, patterns) is ok
+
+
+def test_django_debug_and_sqlite_in_release_are_reported() -> None:
+    settings = _with("DEBUG", "DEBUG = True")
+    settings = _with(
+        "DATABASES",
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': BASE_DIR / 'db.sqlite3'}}",
+        settings,
+    )
+    d = scan(django_files(settings), set(), "djsite")
+    assert any(n.startswith("DEBUG = True in mysite/settings.py") for n in d.notes)
+    note = next(n for n in d.notes if "SQLite" in n)
+    assert "db.sqlite3" in note and "/srv/djsite/shared/" in note
+
+
+def test_django_sqlite_under_shared_is_fine() -> None:
+    settings = _with(
+        "DATABASES",
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': '/srv/djsite/shared/db.sqlite3'}}",
+    )
+    assert not any("SQLite" in n for n in scan(django_files(settings)).notes)
+
+
+def test_django_health_path_is_admin_login_without_a_root_view() -> None:
+    urls = "from django.contrib import admin\nfrom django.urls import path\nurlpatterns = [path('admin/', admin.site.urls)]\n"
+    d = scan(django_files(**{"mysite/urls.py": urls}))
+    assert d.health_path == "/admin/login/"
+    assert any("/admin/login/" in n for n in d.notes)
+
+
+def test_django_health_path_with_re_path_root_and_include() -> None:
+    urls = "from django.urls import include, re_path\nurlpatterns = [re_path(r'^$', include('pages.urls'))]\n"
+    assert scan(django_files(**{"mysite/urls.py": urls})).health_path == "/"
+
+
+def test_django_without_requirements_says_django_is_needed() -> None:
+    files = django_files()
+    del files["requirements.txt"]
+    assert any("needs at least `django`" in n for n in scan(files).notes)
+
+
+def test_wanted_files_follow_settings_star_imports_and_urlconf() -> None:
+    from garrison.initapp import wanted_files
+
+    files = {"manage.py": MANAGE.format(module="config.settings.production")}
+    assert wanted_files(files) == ["config/settings/production.py", "config/settings/production/__init__.py"]
+    files["config/settings/production.py"] = "from .base import *\n"
+    assert wanted_files(files) == ["config/settings/base.py", "config/settings/base/__init__.py"]
+    files["config/settings/base.py"] = "ROOT_URLCONF = 'config.urls'\n"
+    assert wanted_files(files) == ["config/urls.py", "config/urls/__init__.py"]
+    files["config/urls.py"] = ""
+    assert wanted_files(files) == []
+    assert wanted_files({"app.py": FLASK_APP}) == []
+
+
+def _django_folder(root: Path, settings: str = SETTINGS) -> Path:
+    app = root / "djsite"
+    for path, text in django_files(settings).items():
+        (app / path).parent.mkdir(parents=True, exist_ok=True)
+        (app / path).write_text(text)
+    (app / "pages").mkdir()
+    (app / "pages" / "__init__.py").write_text("")
+    return app
+
+
+def test_read_app_folder_reads_django_settings_and_urls(tmp_path: Path) -> None:
+    app = _django_folder(tmp_path)
+    files, _ = read_app_folder(app)
+    assert {"manage.py", "mysite/settings.py", "mysite/urls.py", "mysite/wsgi.py"} <= set(files)
+
+
+def test_run_init_django_toml_loads_without_static_root_in_source(tmp_path: Path) -> None:
+    from garrison.config import load_config
+
+    app = _django_folder(tmp_path)
+    path, d = run_init(app)
+    data = tomllib.loads(path.read_text())
+    assert data["hooks"] == {"release": d.release_hook}
+    assert data["server"]["names"] == ["example.com"]
+    assert not (app / "staticfiles").exists()
+    cfg = load_config(path)  # the release hook creates staticfiles/ on the host
+    assert [(s.url, s.path) for s in cfg.app.static] == [("/static/", "staticfiles")]
+    assert cfg.hooks.release == d.release_hook
+
+
+def test_missing_static_folder_without_hook_is_still_an_error(tmp_path: Path) -> None:
+    from garrison.config import load_config
+
+    app = _django_folder(tmp_path)
+    path, _ = run_init(app)
+    path.write_text(path.read_text().split("[hooks]")[0])
+    with pytest.raises(ConfigError, match=r"app.static\[0\].path"):
+        load_config(path)
+
+
+# ---------------------------------------------------------------- ASGI
+
+FASTAPI = (
+    "from fastapi import FastAPI\nfrom fastapi.staticfiles import StaticFiles\n\n"
+    "app = FastAPI(title='demo')\n"
+    "app.mount('/static', StaticFiles(directory='static'), name='static')\n"
+)
+
+
+def test_fastapi_app_is_asgi_with_uvicorn_workers() -> None:
+    d = scan({"main.py": FASTAPI, "requirements.txt": "fastapi\n"}, {"static"})
+    assert d.entry == "main:app"
+    assert d.framework == "FastAPI"
+    assert d.worker_class == "uvicorn"
+    assert d.static == (("/static/", "static"),)
+    assert "found FastAPI app `app` in main.py" in d.notes
+    data = tomllib.loads(render_toml(d))
+    assert data["gunicorn"] == {"worker_class": "uvicorn"}
+    assert "hooks" not in data
+
+
+def test_fastapi_mount_of_a_missing_folder_is_left_to_the_app() -> None:
+    d = scan({"main.py": FASTAPI}, set())
+    assert d.static == ()
+    assert any("does not exist" in n for n in d.notes)
+
+
+def test_fastapi_without_mount_has_no_default_static() -> None:
+    # Unlike Flask, FastAPI serves no static/ folder unless it is mounted.
+    assert scan({"main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}, {"static"}).static == ()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import fastapi\napp = fastapi.FastAPI()\n",
+        "import fastapi as fa\napp = fa.FastAPI()\n",
+        "from fastapi import FastAPI as API\napp = API()\n",
+        "from starlette.applications import Starlette\napp = Starlette(routes=[])\n",
+        "import starlette.applications\napp = starlette.applications.Starlette()\n",
+        "from quart import Quart\napp = Quart(__name__)\n",
+    ],
+)
+def test_asgi_spellings(source: str) -> None:
+    d = scan({"main.py": source})
+    assert d.entry == "main:app"
+    assert d.worker_class == "uvicorn"
+
+
+def test_starlette_mount_route_static() -> None:
+    source = (
+        "from starlette.applications import Starlette\nfrom starlette.routing import Mount, Route\n"
+        "from starlette.staticfiles import StaticFiles\n"
+        "routes = [Mount('/assets', app=StaticFiles(directory='public'), name='assets')]\n"
+        "app = Starlette(routes=routes)\n"
+    )
+    d = scan({"main.py": source}, {"public"})
+    assert d.framework == "Starlette"
+    assert d.static == (("/assets/", "public"),)
+
+
+def test_quart_static_follows_flask_defaults() -> None:
+    d = scan({"app.py": "from quart import Quart\napp = Quart(__name__)\n"}, {"static"})
+    assert d.framework == "Quart" and d.worker_class == "uvicorn"
+    assert d.static == (("/static/", "static"),)
+
+
+def test_fastapi_factory_is_asgi() -> None:
+    source = "from fastapi import FastAPI\n\ndef create_app():\n    return FastAPI()\n"
+    d = scan({"api/__init__.py": "", "api/main.py": source})
+    assert d.entry == "api.main:create_app()"
+    assert d.worker_class == "uvicorn"
+    assert any(n.startswith("found FastAPI app factory") for n in d.notes)
+
+
+def test_flask_factory_stays_wsgi() -> None:
+    d = scan({"mypkg/__init__.py": FACTORY})
+    assert d.worker_class is None
+    assert d.framework == "Flask"
+    assert "worker_class" not in tomllib.loads(render_toml(d))["gunicorn"]
+
+
+def test_file_order_decides_between_frameworks() -> None:
+    files = {"wsgi.py": FLASK_APP, "main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}
+    assert scan(files).framework == "Flask"
+    del files["wsgi.py"]
+    assert scan(files).framework == "FastAPI"
+    files["asgi.py"] = "from starlette.applications import Starlette\napplication = Starlette()\n"
+    assert scan(files).entry == "asgi:application"
+
+
+def test_websocket_without_ws_library_is_noted() -> None:
+    source = "from fastapi import FastAPI\napp = FastAPI()\n@app.websocket('/ws')\nasync def ws(s):\n    pass\n"
+    d = scan({"main.py": source, "requirements.txt": "fastapi\n"})
+    assert any("websockets" in n for n in d.notes)
+    for ok in ("fastapi\nwebsockets>=12\n", "uvicorn[standard]\nfastapi\n", "wsproto\n"):
+        assert not any("websockets" in n for n in scan({"main.py": source, "requirements.txt": ok}).notes)
