@@ -676,6 +676,26 @@ def check_slot_http(facts: F.DoctorFacts) -> Finding:
     return _f("slot_http", "gunicorn", "fail", f"{what} → {got}", f"apply the fix of the cause; the app's own log: `tail -n 50 {L.error_log}`")
 
 
+def check_app_answer(facts: F.DoctorFacts) -> Finding:
+    """The app itself refuses the health check: Django's ALLOWED_HOSTS (400), a wrong health path (404)…"""
+    p = facts.probe_slot
+    name, path = facts.config.server.names[0], facts.config.app.health_path
+    if p is None or p.get("status") is None:
+        return _f("app_answer", "app", "unknown", "the app gave no HTTP answer to judge")
+    status = int(p["status"])
+    if not 400 <= status < 500:
+        return _f("app_answer", "app", "ok", f"GET {path} with Host {name} → HTTP {status} from the app")
+    body = _one_line(str(p.get("body") or ""))[:120]
+    evidence = f"GET {path} with Host {name} → HTTP {status} from the app itself: {body}"
+    if status == 400 and "Bad Request (400)" in str(p.get("body") or ""):
+        return _f("app_answer", "app", "fail", evidence,
+                  f"add '{name}' to ALLOWED_HOSTS in the Django settings (or change [server] names in "
+                  f"{facts.config_path or 'garrison.toml'}), then run garrison deploy")
+    return _f("app_answer", "app", "fail", evidence,
+              f"make the app answer {path} with 2xx, or set [app] health_path in "
+              f"{facts.config_path or 'garrison.toml'} to a path that does, then run garrison up")
+
+
 def check_gunicorn_timeout(facts: F.DoctorFacts) -> Finding:
     """gunicorn kills a worker busy longer than `timeout`: nginx gets a 500 or a closed connection (502)."""
     L = _L(facts)
@@ -871,6 +891,7 @@ RULES: tuple[Rule, ...] = (
     check_venv_python,
     check_gevent,
     check_app_import,
+    check_app_answer,
     check_env_file,
     check_failed_release,
 )

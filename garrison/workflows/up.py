@@ -388,6 +388,7 @@ class Up:
         a = self.cfg.app
         end = time.monotonic() + a.health_deadline
         attempts = 0
+        refusals = 0
         while True:
             window = min(2.0, max(0.2, end - time.monotonic()))
             result = self.probe(self.L.bind_address(slot), deadline=window, timeout=a.health_timeout)
@@ -395,6 +396,11 @@ class Up:
             result["attempts"] = attempts
             if result.get("ok"):
                 return self.settle(facts, slot, result)
+            # A client error (Django's ALLOWED_HOSTS 400, a 404 health path) won't change by waiting.
+            status = result.get("status") or 0
+            refusals = refusals + 1 if 400 <= status < 500 and status not in (408, 429) else 0
+            if refusals >= 3:
+                return result
             failure = D.boot_failure(self.log_since(self.L.error_log, log_offset))
             if failure is not None:
                 result["boot_failure"] = failure
@@ -479,7 +485,9 @@ class Up:
         if result.get("exited"):
             return f"gunicorn started, then exited ({result['exited']}): the app crashed after start"
         if result.get("status"):
-            return f"{path} answered HTTP {result['status']} instead of 2xx"
+            body = " ".join(str(result.get("body") or "").split())[:100]
+            hint = " (Django: add the server name to ALLOWED_HOSTS)" if "Bad Request (400)" in body else ""
+            return f"{path} answered HTTP {result['status']} instead of 2xx{hint}"
         if result.get("timeout"):
             return f"{path} did not answer within {a.health_deadline} s ({result.get('error') or 'no answer'}): the app hangs or is too slow to start"
         return f"{path}: {result.get('error') or 'no answer'}"

@@ -807,3 +807,16 @@ def test_the_gevent_spec_is_the_one_up_installs():
 def test_an_unprobed_slot_alone_is_no_cause():
     report = R.diagnose(replace(healthy(), probe_slot=None))
     assert report.ok and report.cause is None
+
+
+def test_app_answer_names_django_allowed_hosts():
+    base = healthy()
+    assert check(R.check_app_answer, base).status == "ok"
+    f = check(R.check_app_answer, replace(base, probe_slot={"ok": False, "status": 400,
+                                                            "body": "<!doctype html>\n<h1>Bad Request (400)</h1>"}))
+    assert f.status == "fail" and "HTTP 400 from the app itself" in f.evidence
+    assert "ALLOWED_HOSTS" in f.fix and "garrison deploy" in f.fix
+    other = check(R.check_app_answer, replace(base, probe_slot={"ok": False, "status": 404, "body": "Not Found"}))
+    assert other.status == "fail" and "health_path" in other.fix
+    assert check(R.check_app_answer, replace(base, probe_slot=None)).status == "unknown"
+    assert check(R.check_app_answer, replace(base, probe_slot={"ok": False, "status": None})).status == "unknown"
