@@ -296,7 +296,8 @@ def check_disk(facts: F.DoctorFacts) -> Finding:
 def check_nginx_running(facts: F.DoctorFacts) -> Finding:
     port = facts.config.server.port
     pid = parse_pid(facts.nginx_pid)
-    if pid is None and _exists(facts, NGINX_PID) is not False:
+    exists = _exists(facts, NGINX_PID)
+    if pid is None and (exists is None or (exists and facts.nginx_pid is None)):
         return _f("nginx_running", "nginx", "unknown", f"{NGINX_PID} was not read")
     if pid is not None and facts.nginx_alive is None:
         return _f("nginx_running", "nginx", "unknown", f"{NGINX_PID} names {pid}; whether it runs was not checked")
@@ -304,7 +305,11 @@ def check_nginx_running(facts: F.DoctorFacts) -> Finding:
     if pid is not None and facts.nginx_alive:
         on = f", listening on {listeners[0].local}" if listeners else ""
         return _f("nginx_running", "nginx", "ok", f"nginx master pid {pid} ({NGINX_PID}){on}")
-    why = f"{NGINX_PID} does not exist" if pid is None else f"{NGINX_PID} names {pid}, which is not running"
+    if pid is None:
+        # `nginx -t` leaves an empty pid file behind: empty means no master, like missing.
+        why = f"{NGINX_PID} is empty" if exists else f"{NGINX_PID} does not exist"
+    else:
+        why = f"{NGINX_PID} names {pid}, which is not running"
     start = "systemctl start nginx" if facts.systemd else "nginx"
     holder = next((ln for ln in listeners if ln.process and ln.process != "nginx"), None)
     if holder:

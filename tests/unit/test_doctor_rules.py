@@ -820,3 +820,11 @@ def test_app_answer_names_django_allowed_hosts():
     assert other.status == "fail" and "health_path" in other.fix
     assert check(R.check_app_answer, replace(base, probe_slot=None)).status == "unknown"
     assert check(R.check_app_answer, replace(base, probe_slot={"ok": False, "status": None})).status == "unknown"
+
+
+def test_an_empty_nginx_pid_file_means_nginx_is_not_running():
+    # `nginx -t` (and so doctor's own `nginx -T`) leaves an empty /run/nginx.pid behind.
+    base = healthy()
+    stopped = replace(base, nginx_pid="", nginx_alive=None)
+    f = check(R.check_nginx_running, stopped)
+    assert f.status == "fail" and "/run/nginx.pid is empty" in f.evidence and f.fix == "nginx"
