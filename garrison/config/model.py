@@ -293,11 +293,18 @@ WorkerClass = Literal["sync", "gthread", "gevent", "uvicorn"]
 class Gunicorn(_Strict):
     """The app server's settings (rendered into gunicorn.conf.py)."""
 
-    worker_class: WorkerClass = Field("gevent", description="sync | gthread | gevent | uvicorn (ASGI apps: FastAPI, Starlette)")
-    workers: int | Literal["auto"] = Field("auto", description='worker processes, or "auto" for 2 x CPU + 1 on the host')
-    threads: int = Field(1, description="threads per worker (gthread)")
+    # Defaults measured by bench/serve.py (docs/benchmarks.md): gthread with one process per
+    # CPU and 8 threads beat the tutorial's 2 x CPU + 1 gevent workers on throughput, p99
+    # latency and memory for an I/O-light Flask page.
+    worker_class: WorkerClass = Field(
+        "gthread", description="gthread | gevent (many slow or long-lived connections) | sync | uvicorn (ASGI apps)"
+    )
+    workers: int | Literal["auto"] = Field(
+        "auto", description='worker processes, or "auto": one per CPU (at least 2), 2 x CPU + 1 for sync, on the host'
+    )
+    threads: int = Field(8, description="threads per worker (gthread)")
     worker_connections: int = Field(1000, description="simultaneous clients per gevent worker")
-    max_requests: int = Field(1000, description="recycle a worker after this many requests (0: never)")
+    max_requests: int = Field(0, description="recycle a worker after this many requests (0: never; e.g. 20000 for an app that leaks)")
     max_requests_jitter: int | None = Field(None, description="random extra requests per worker (default: max_requests / 10)")
     timeout: int = Field(30, description="seconds a worker may take for one request before it is killed")
     graceful_timeout: int = Field(30, description="seconds workers get to finish requests on stop/restart")

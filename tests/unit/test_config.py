@@ -431,7 +431,8 @@ def test_user_and_base_can_be_set() -> None:
 @pytest.mark.parametrize(
     ("gunicorn", "jitter"),
     [
-        ({}, 100),
+        ({}, 0),  # max_requests defaults to 0: no recycling, no jitter
+        ({"max_requests": 1000}, 100),
         ({"max_requests": 55}, 5),
         ({"max_requests": 0}, 0),
         ({"max_requests_jitter": 7}, 7),

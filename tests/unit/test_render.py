@@ -156,7 +156,8 @@ def gunicorn_settings(cfg: Config, slot: str, monkeypatch: pytest.MonkeyPatch) -
 
 @pytest.mark.parametrize(
     ("gunicorn", "max_requests", "jitter"),
-    [({}, 1000, 100), ({"max_requests": 250}, 250, 25), ({"max_requests_jitter": 7}, 1000, 7), ({"max_requests": 0}, 0, 0)],
+    [({}, 0, 0), ({"max_requests": 250}, 250, 25), ({"max_requests": 1000, "max_requests_jitter": 7}, 1000, 7),
+     ({"max_requests": 1000}, 1000, 100)],
 )
 def test_jitter_is_rendered(
     gunicorn: dict[str, int], max_requests: int, jitter: int, monkeypatch: pytest.MonkeyPatch
@@ -187,8 +188,18 @@ def test_workers_auto_is_computed_on_the_host(monkeypatch: pytest.MonkeyPatch) -
     import multiprocessing
 
     monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 3)
-    assert gunicorn_settings(config(), "blue", monkeypatch)["workers"] == 7
+    # gthread (the default): one process per CPU; sync: the tutorial's 2 x CPU + 1.
+    assert gunicorn_settings(config(), "blue", monkeypatch)["workers"] == 3
+    assert gunicorn_settings(config(gunicorn={"worker_class": "sync"}), "blue", monkeypatch)["workers"] == 7
     assert gunicorn_settings(config(gunicorn={"workers": 2}), "blue", monkeypatch)["workers"] == 2
+    monkeypatch.setattr(multiprocessing, "cpu_count", lambda: 1)
+    assert gunicorn_settings(config(), "blue", monkeypatch)["workers"] == 2  # never fewer than 2
+
+
+def test_threads_only_for_gthread(monkeypatch: pytest.MonkeyPatch) -> None:
+    # gunicorn would quietly turn a sync worker into gthread if it saw threads > 1.
+    assert gunicorn_settings(config(), "blue", monkeypatch)["threads"] == 8
+    assert gunicorn_settings(config(gunicorn={"worker_class": "sync", "threads": 8}), "blue", monkeypatch)["threads"] == 1
 
 
 # --- templates ----------------------------------------------------------------------

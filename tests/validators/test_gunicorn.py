@@ -80,7 +80,9 @@ def test_conf_passes_gunicorn_check_config(gunicorn: str, app_tree: Tree, slot: 
     assert settings["errorlog"] == layout.error_log
     assert settings["accesslog"] == (layout.access_log if g.access_log else "None")
     # "auto" is computed by the conf file on the host (the same machine here).
-    expected_workers = 2 * (os.cpu_count() or 1) + 1 if g.workers == "auto" else g.workers
+    cpus = os.cpu_count() or 1
+    auto = 2 * cpus + 1 if g.worker_class == "sync" else max(2, cpus)
+    expected_workers = auto if g.workers == "auto" else g.workers
     assert settings["workers"] == str(expected_workers)
 
 

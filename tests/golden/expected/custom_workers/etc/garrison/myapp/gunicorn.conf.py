@@ -28,6 +28,7 @@ control_socket = f"{run_dir}/{slot}.ctl"
 
 workers = 3
 worker_class = 'gthread'
+# gunicorn turns a sync worker into gthread when threads > 1: threads only for gthread.
 threads = 4
 worker_connections = 1000
 # Recycle workers with jitter so that they don't all restart at once.

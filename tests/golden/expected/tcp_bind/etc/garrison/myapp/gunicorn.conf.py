@@ -21,14 +21,16 @@ proc_name = f"myapp-{slot}"
 # gunicorn 27 opens a control socket in ~/.gunicorn by default; keep it in the run folder.
 control_socket = f"{run_dir}/{slot}.ctl"
 
-# 2 x CPU + 1, computed on the host when gunicorn starts.
-workers = multiprocessing.cpu_count() * 2 + 1
-worker_class = 'gevent'
-threads = 1
+# One per CPU (at least 2), computed on the host: threads or greenlets give the
+# concurrency, more processes only cost memory (measured: docs/benchmarks.md).
+workers = max(2, multiprocessing.cpu_count())
+worker_class = 'gthread'
+# gunicorn turns a sync worker into gthread when threads > 1: threads only for gthread.
+threads = 8
 worker_connections = 1000
 # Recycle workers with jitter so that they don't all restart at once.
-max_requests = 1000
-max_requests_jitter = 100
+max_requests = 0
+max_requests_jitter = 0
 timeout = 30
 graceful_timeout = 30
 keepalive = 5
