@@ -33,7 +33,7 @@ CONFIG = """
 name = "zdt"
 entry = "main:app"
 health_path = "/healthz"
-health_deadline = 4
+health_deadline = 10
 health_timeout = 1
 
 [server]
@@ -142,7 +142,7 @@ def test_five_deploys_under_load_fail_no_request(app_dir):
         ("import fails", {"extra": "import zdt_no_such_module"}, "the app failed to boot: ModuleNotFoundError"),
         ("crash after start", {"extra": CRASH_AFTER_START}, "crashed after start"),
         ("health 500", {"health": 'return "broken", 500'}, "/healthz answered HTTP 500 instead of 2xx"),
-        ("hangs", {"health": "time.sleep(60)"}, "/healthz did not answer within 4 s"),
+        ("hangs", {"health": "time.sleep(60)"}, "/healthz did not answer within 10 s"),
     ],
 )
 def test_a_failing_release_never_takes_traffic(app_dir, case, kwargs, expected):

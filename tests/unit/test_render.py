@@ -111,7 +111,8 @@ def test_upstream_is_an_include_of_the_slot_file() -> None:
 )
 def test_upstream_names_the_live_slot(gunicorn: dict[str, str], slot: str, server: str) -> None:
     cfg = config(gunicorn=gunicorn)
-    assert directives(nginx_upstream(cfg, Layout.of(cfg), slot)) == [server]
+    # The same address again as a backup, so that nginx retries on another worker when one dies mid-request.
+    assert directives(nginx_upstream(cfg, Layout.of(cfg), slot)) == [server, server.replace(";", " backup;")]
 
 
 def test_upstream_rejects_an_unknown_slot() -> None:
