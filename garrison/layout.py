@@ -144,6 +144,10 @@ class Layout:
         return posixpath.join(self.etc_dir, "gunicorn.conf.py")
 
     @property
+    def granian_script(self) -> str:
+        return posixpath.join(self.etc_dir, "granian.sh")
+
+    @property
     def error_pages(self) -> str:
         return posixpath.join(self.etc_dir, "html")
 

@@ -87,6 +87,9 @@ class App(_Strict):
         "requirements.txt",
         description='requirements file relative to the app root, "pyproject.toml" to install the project, or "" for none',
     )
+    server: Literal["gunicorn", "granian"] = Field(
+        "gunicorn", description='app server: "gunicorn" (as the tutorial), or "granian" (faster, Rust; same slots and checks)'
+    )
     health_path: str = Field("/", description="path that answers 2xx when the app is healthy")
     health_deadline: int = Field(30, description="seconds a new release gets to answer its health check before the deploy fails")
     health_timeout: int = Field(5, description="seconds one health-check request may take")
@@ -126,6 +129,13 @@ class App(_Strict):
         if v == "":
             return v
         return _relative_inside(v, "a file")
+
+    @field_validator("server", mode="before")
+    @classmethod
+    def _server(cls, v: Any) -> Any:
+        if v not in ("gunicorn", "granian"):
+            raise ValueError(f'expected "gunicorn" or "granian", got {_got(v)}')
+        return v
 
     @field_validator("health_path", mode="before")
     @classmethod

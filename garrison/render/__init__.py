@@ -75,6 +75,15 @@ def gunicorn_conf(cfg: Config, layout: Layout) -> str:
     return _render("gunicorn.conf.py.j2", cfg, layout)
 
 
+def granian_script(cfg: Config, layout: Layout) -> str:
+    """The launcher of granian for both slots (app.server = "granian")."""
+    entry = cfg.app.entry
+    factory = entry.endswith(")")
+    target = entry[: entry.index("(")] if factory else entry
+    interface = "asgi" if cfg.gunicorn.worker_class == "uvicorn" else "wsgi"
+    return _render("granian.sh.j2", cfg, layout, factory=factory, target=target, interface=interface)
+
+
 def systemd_unit(cfg: Config, layout: Layout) -> str:
     return _render("systemd.service.j2", cfg, layout)
 
@@ -112,7 +121,7 @@ def render_all(
 ) -> dict[str, str]:
     """Every file of the app, keyed by its absolute path under `layout`."""
     tool = tool or ToolLayout(layout.root)
-    return {
+    files = {
         layout.nginx_site: nginx_site(cfg, layout, ipv6=ipv6),
         layout.nginx_upstream: nginx_upstream(cfg, layout, live_slot),
         f"{layout.error_pages}/garrison-50x.html": error_page(cfg),
@@ -123,6 +132,9 @@ def render_all(
         layout.logrotate: logrotate(cfg, layout),
         layout.p(f"/etc/init/{cfg.app.name}.conf"): upstart_job(cfg, layout),
     }
+    if cfg.app.server == "granian":
+        files[layout.granian_script] = granian_script(cfg, layout)
+    return files
 
 
 def nginx_check_main(main_conf: str, enabled_dir: str, check_dir: str) -> str | None:

@@ -45,6 +45,8 @@ def server_specs(cfg: Config) -> tuple[str, ...]:
 
     gunicorn 27 declares `packaging` only under its gevent extra, so the extra is
     always installed; ASGI apps also need the uvicorn worker."""
+    if cfg.app.server == "granian":
+        return ("granian>=2",)
     specs = [GUNICORN_SPEC]
     if cfg.gunicorn.worker_class == "uvicorn":
         specs.append("uvicorn-worker>=0.2")
@@ -272,6 +274,8 @@ class Up:
         with self.run.step("config", "gunicorn, service and logrotate files") as st:
             changed = {
                 "gunicorn": h.ensure_file(L.gunicorn_conf, R.gunicorn_conf(cfg, L).encode()),
+                **({"granian": h.ensure_file(L.granian_script, R.granian_script(cfg, L).encode(), mode=0o755)}
+                   if cfg.app.server == "granian" else {}),
                 "errorpage": h.ensure_file(posixpath.join(L.error_pages, "garrison-50x.html"), R.error_page(cfg).encode()),
                 "logrotate": h.ensure_file(L.logrotate, R.logrotate(cfg, L).encode()),
             }
@@ -845,7 +849,8 @@ class Up:
         # The environment is part of what a slot is: changing it restarts the app (blue/green).
         env_text = json.dumps(self.app_env(), sort_keys=True)
         service_text = R.systemd_unit(self.cfg, L) if facts.systemd else R.supervisor_program(self.cfg, L, "blue")
-        return hashlib.sha256("\0".join((rid, reqhash, R.gunicorn_conf(self.cfg, L), service_text, env_text)).encode()).hexdigest()[:16]
+        server_text = R.granian_script(self.cfg, L) if self.cfg.app.server == "granian" else R.gunicorn_conf(self.cfg, L)
+        return hashlib.sha256("\0".join((rid, reqhash, server_text, service_text, env_text)).encode()).hexdigest()[:16]
 
     def ensure_serving(self, facts: HostFacts, state: dict, rid: str, reqhash: str, live: str | None, reason: str | None = None) -> str:
         """Make a slot running rid take the traffic: nothing, a restart of a dead slot, or a cut-over."""

@@ -59,10 +59,11 @@ def test_program_parses_with_the_expected_command_and_user(tree: Tree, monkeypat
     assert [g.name for g in opts.process_group_configs] == [layout.supervisor_program(slot)]
     (program,) = opts.process_group_configs[0].process_configs
     # supervisord starts garrison-exec as root; it reads the root-only env file and drops to the app user.
-    assert program.command == (
-        f"/usr/bin/python3 {tree.tool.exec_helper} {layout.env_file} {tree.cfg.user} -- "
-        f"{layout.slot(slot)}/.venv/bin/gunicorn --config {layout.gunicorn_conf}"
+    server = (
+        f"/bin/sh {layout.granian_script} {slot}" if tree.cfg.app.server == "granian"
+        else f"{layout.slot(slot)}/.venv/bin/gunicorn --config {layout.gunicorn_conf}"
     )
+    assert program.command == f"/usr/bin/python3 {tree.tool.exec_helper} {layout.env_file} {tree.cfg.user} -- {server}"
     assert looked_up == [] and program.uid is None
     assert program.directory == layout.slot(slot)
     assert program.environment["GARRISON_SLOT"] == slot
