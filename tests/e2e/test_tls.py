@@ -115,3 +115,16 @@ def test_missing_certificate_files_are_a_one_line_error(tmp_path):
         assert "server.tls.cert: /etc/ssl/nope/fullchain.pem does not exist" in proc.stderr.splitlines()[0]
     finally:
         garrison("down", "--purge", cwd=tmp_path)
+
+
+@pytest.mark.skipif(not shutil.which("testssl"), reason="testssl.sh is not installed (apt-get install testssl.sh)")
+def test_testssl_finds_only_tls12_and_tls13(tls_app):
+    """testssl.sh's protocol check against nginx on loopback (bounded: timeouts, one phase)."""
+    proc = sh("testssl", "--quiet", "--color", "0", "--warnings", "off", "--connect-timeout", "5",
+              "--openssl-timeout", "5", "--ip", "127.0.0.1", "--protocols", "--headers", f"https://{NAME}/")
+    out = proc.stdout
+    lines = {ln.split()[0] + " " + ln.split()[1]: ln for ln in out.splitlines() if ln.strip().startswith(("SSLv", "TLS 1"))}
+    assert "not offered" in lines["TLS 1"] and "not offered" in lines["TLS 1.1"], out
+    assert "offered" in lines["TLS 1.2"] and "not offered" not in lines["TLS 1.2"], out
+    assert "offered" in lines["TLS 1.3"] and "not offered" not in lines["TLS 1.3"], out
+    assert "Strict Transport Security" in out and "730 days" in out, out
