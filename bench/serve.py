@@ -289,7 +289,8 @@ def setup_garrison(
         # What the rendered supervisord program runs (umask 007, HOME, GARRISON_SLOT).
         argv = [f"{slot}/.venv/bin/gunicorn", "--config", L.gunicorn_conf]
         app = procs.start(f"gunicorn {key}", argv, cwd=slot, env=env, logfile=L.supervisor_log("blue"), umask=0o007)
-        workers = "2*cpu+1" if g.workers == "auto" else str(g.workers)
+        auto = "2*cpu+1" if g.worker_class == "sync" else "max(2, cpu)"
+        workers = auto if g.workers == "auto" else str(g.workers)
         recycle = f"max_requests {g.max_requests} (+jitter {g.jitter})" if g.max_requests else "max_requests 0 (no recycling)"
         what = (
             f"gunicorn with Garrison's rendered gunicorn.conf.py: {g.worker_class}, {workers} workers"
