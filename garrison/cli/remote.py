@@ -25,6 +25,7 @@ import click
 from rich.markup import escape
 
 from garrison.cli import _STYLE, _project, boundary, config_option, err, main, out
+from garrison.cli import rollback as local_rollback
 from garrison.cli import up as local_up
 from garrison.errors import GarrisonError
 from garrison.workflows import StepResult
@@ -133,6 +134,48 @@ def _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, 
     line = summary(outcomes, time.monotonic() - t0)
     out.print(f"[bold {'red' if code else 'green'}]{escape(line)}[/]")
     return code
+
+
+@click.command("rollback")
+@config_option
+@click.argument("release", required=False)
+@_with(ssh_options)
+@click.option("--parallel", is_flag=True, help="With a load balancer: roll back every app host at once instead of rolling.")
+@click.pass_context
+def rollback_cmd(ctx: click.Context, config_path: Path | None, release: str | None, host_names: tuple[str, ...],
+                 trust_new_hosts: bool, parallel: bool) -> None:
+    """Bring back the previous release (or RELEASE, a kept id or its prefix) with zero downtime:
+    on the [[hosts]] of garrison.toml (rolling behind a load balancer), or on this machine."""
+    sys.exit(_rollback(ctx, config_path, release, host_names, trust_new_hosts, parallel))
+
+
+@boundary
+def _rollback(ctx, config_path, release, host_names, trust_new_hosts, parallel) -> int:
+    from garrison.workflows.fleet import FleetDeploy, SSHOptions, exit_status, select_hosts, summary
+
+    project = _project(config_path, sample_if_missing=True)
+    cfg = project.config
+    if not cfg.hosts:
+        if host_names:
+            raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
+        ctx.invoke(local_rollback, config_path=config_path, release=release)
+        return 0
+    hosts = select_hosts(cfg, host_names)
+    fleet = FleetDeploy(project, SSHOptions.from_env(trust_new_hosts), _reporters([h.name for h in cfg.hosts]))
+    try:
+        out.print(f"garrison rollback: [bold]{cfg.app.name}[/] on {', '.join(h.name for h in hosts)}")
+        t0 = time.monotonic()
+        outcomes = fleet.deploy(hosts, parallel=parallel, action="rollback", release=release)
+    finally:
+        fleet.close()
+    _print_failures(outcomes)
+    code = exit_status(outcomes)
+    line = summary(outcomes, time.monotonic() - t0, verb="rolled back")
+    out.print(f"[bold {'red' if code else 'green'}]{escape(line)}[/]")
+    return code
+
+
+main.add_command(rollback_cmd, "rollback")
 
 
 def _plan(fleet, hosts) -> int:

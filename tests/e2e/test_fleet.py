@@ -212,6 +212,24 @@ def test_status_and_logs_on_the_remote_host(one):
     assert lines and all(ln.startswith("f1 | ") for ln in lines) and "[INFO]" in logs.stdout
 
 
+def test_new_code_then_rollback_on_the_remote_host(one):
+    h, kh, app, env, first = one
+    assert first.returncode == 0
+    tpl = app / "templates" / "index.html"
+    before = tpl.read_text()
+    tpl.write_text(before.replace("Morituri te salutant.", "Morituri te salutant, remotely."))
+    try:
+        assert garrison("deploy", cwd=app, env=env).returncode == 0
+        assert b"remotely" in http_get(h.address)[1]
+        back = garrison("rollback", cwd=app, env=env)
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert "rolled back 1/1 host(s)" in back.stdout
+        status, body = http_get(h.address)
+        assert status == 200 and b"remotely" not in body and b"Morituri te salutant." in body
+    finally:
+        tpl.write_text(before)
+
+
 # -- two hosts in parallel, --host -------------------------------------------------------------
 
 
