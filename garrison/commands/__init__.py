@@ -44,6 +44,15 @@ def delete_group(group: str) -> tuple[str, ...]:
     return ("groupdel", group)
 
 
+def user_processes(user: str) -> tuple[str, ...]:
+    """PIDs of the processes running as `user`, one per line. /proc/<pid> belongs to
+    the process's user; find is essential on Debian where pgrep (procps) may be missing."""
+    return (
+        "find", "/proc", "-mindepth", "1", "-maxdepth", "1", "-regex", "/proc/[0-9]+",
+        "-user", user, "-printf", "%f\\n",
+    )
+
+
 def user_exists(user: str) -> tuple[str, ...]:
     return ("id", "-u", user)
 

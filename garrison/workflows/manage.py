@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from garrison import commands as C
 from garrison import facts as F
 from garrison.config import Project
+from garrison.errors import HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout
 from garrison.workflows import CHANGED, Run
@@ -100,6 +101,29 @@ def log_path(project: Project, which: str) -> str:
     }[which]
 
 
+def _user_pids(h: Executor, user: str) -> list[int]:
+    res = h.run(C.user_processes(user), check=False)
+    # Not res.ok: find exits 1 when a process vanishes while it walks /proc.
+    return [int(p) for p in res.stdout.split() if p.isdigit()]
+
+
+def _end_user_processes(h: Executor, user: str, grace: float = 5.0) -> None:
+    """userdel refuses while the user runs anything: a stopped master's workers can
+    outlive it for a moment (they notice the orphaning on their next beat), so wait
+    for them, then end the stragglers by PID."""
+    end = time.monotonic() + grace
+    while (pids := _user_pids(h, user)) and time.monotonic() < end:
+        time.sleep(0.1)
+    for sig, wait in (("TERM", 5.0), ("KILL", 5.0)):
+        if not pids:
+            return
+        for pid in pids:
+            h.run(C.kill(sig, pid), check=False)
+        end = time.monotonic() + wait
+        while (pids := _user_pids(h, user)) and time.monotonic() < end:
+            time.sleep(0.1)
+
+
 def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> None:
     u = Up(project=project, host=host, run=run)
     L, h, cfg = u.L, host, project.config
@@ -141,7 +165,13 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
         for path in (L.base, L.log_dir, L.etc_dir, L.logrotate, L.p(f"/etc/init/{cfg.app.name}.conf")):
             h.remove(path)
         if h.run(C.user_exists(cfg.user), check=False).ok:
-            h.run(C.delete_user(cfg.user), check=False)
+            _end_user_processes(h, cfg.user)
+            res = h.run(C.delete_user(cfg.user), check=False)
+            if not res.ok:
+                raise HostError(
+                    f"{h.name}: could not remove user {cfg.user}: {(res.stderr or res.stdout).strip()[-200:]}; "
+                    f"stop its processes, then run: userdel {cfg.user}"
+                )
         if h.run(("getent", "group", cfg.user), check=False).ok:
             h.run(C.delete_group(cfg.user), check=False)
         # Garrison's own supervisord goes too once no app is left under it.

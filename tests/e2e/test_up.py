@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -320,8 +321,17 @@ def test_new_code_is_deployed_and_served(deployed, tmp_path):
 
 def test_down_purge_leaves_nothing(deployed, workdir):
     other_site = Path("/etc/nginx/sites-available/default")
-    proc = garrison("down", "--purge", cwd=workdir)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # A straggler running as the app user (as a stopped master's workers can be for
+    # a moment): userdel refuses while it runs, so purge must end it first.
+    straggler = subprocess.Popen(["sleep", "600"], user=APP)
+    try:
+        proc = garrison("down", "--purge", cwd=workdir)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert straggler.wait(timeout=30) is not None
+    finally:
+        if straggler.poll() is None:
+            straggler.kill()
+            straggler.wait()
     for path in (
         BASE,
         Path(f"/var/log/{APP}"),

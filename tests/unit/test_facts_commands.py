@@ -68,6 +68,8 @@ def test_commands_are_argv_tuples():
     # Hostile names stay one argv element each: nothing is ever joined into a shell string.
     evil = "x; rm -rf /"
     assert C.user_exists(evil) == ("id", "-u", evil)
+    procs = C.user_processes(evil)
+    assert procs[0] == "find" and procs[procs.index("-user") + 1] == evil
 
 
 IMPORT_FAIL = """[2026-11-24 20:04:25 +0000] [1] [INFO] Starting gunicorn 27.0.1
