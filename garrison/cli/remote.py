@@ -311,7 +311,7 @@ def _status(ctx, config_path, host_names, trust_new_hosts) -> int:
 @click.command("logs")
 @config_option
 @click.argument("which", type=click.Choice(["error", "access", "nginx", "nginx-error", "supervisor"]), default="error")
-@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (this machine only).")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (on [[hosts]]: every host's, prefixed) until Ctrl-C.")
 @click.option("--lines", "-n", type=int, default=50, show_default=True)
 @_with(ssh_options)
 @click.pass_context
@@ -333,12 +333,12 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
             raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
         ctx.invoke(local_logs, config_path=config_path, which=which, follow=follow, lines=lines)
         return 0
-    if follow:
-        raise GarrisonError("--follow works on this machine only; on [[hosts]], run it again or ssh to the host")
     opts = SSHOptions.from_env(trust_new_hosts)
     failed = 0
+    followed: list[tuple[str, object, str]] = []
     for h in select_hosts(project.config, host_names):
         ex = executor_for(h, opts)
+        keep_open = False
         try:
             hp = host_project(project, h)
             if which == "supervisor":  # the live slot of THAT host
@@ -350,19 +350,64 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
             else:
                 path = log_path(hp, which)
             res = ex.run(("tail", "-n", str(lines), path), check=False)
+            if res.ok and follow:
+                # Following starts after the last line shown: tail -n 0.
+                followed.append((h.name, ex, path))
+                keep_open = True
         except GarrisonError as exc:
             err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(str(exc).splitlines()[0])}")
             failed += 1
             continue
         finally:
-            ex.close()
+            if not keep_open:
+                ex.close()
         if not res.ok:
             err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(path)}: no such log yet")
             failed += 1
             continue
         for line in res.stdout.splitlines():
             out.print(f"{escape(h.name)} | {escape(line)}")
+    if followed:
+        _follow_logs(followed)
     return min(100, failed)
+
+
+def _follow_logs(followed: list) -> None:
+    """`tail -F` on every host at once, each line prefixed by its host, until Ctrl-C."""
+    import threading
+
+    print_lock = threading.Lock()
+
+    def one(name: str, ex, path: str) -> None:
+        def on_line(raw: bytes) -> None:
+            with print_lock:
+                out.print(f"{escape(name)} | {escape(raw.decode(errors='replace').rstrip())}")
+
+        try:
+            ex.follow(("tail", "-n", "0", "-F", path), on_line)
+        except GarrisonError as exc:
+            with print_lock:
+                err.print(f"[bold red]garrison: error:[/] [bold]{escape(name)}[/]: {escape(str(exc).splitlines()[0])}")
+
+    threads = [threading.Thread(target=one, args=f, name=f"logs-{f[0]}", daemon=True) for f in followed]
+    for t in threads:
+        t.start()
+    try:
+        while any(t.is_alive() for t in threads):
+            for t in threads:
+                t.join(0.2)  # short joins: Ctrl-C reaches this thread between them
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for _, ex, _ in followed:
+            try:
+                ex.stop_following()
+            except Exception:
+                pass
+        for t in threads:
+            t.join(5)
+        for _, ex, _ in followed:
+            ex.close()
 
 
 main.add_command(status_cmd, "status")

@@ -11,13 +11,16 @@ import http.client
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import wait_for
 from tests.hostlab import UNUSED_ADDRESS, hostlab, lab_unavailable_reason  # noqa: F401  (fixture)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -210,6 +213,42 @@ def test_status_and_logs_on_the_remote_host(one):
     assert logs.returncode == 0, logs.stderr
     lines = logs.stdout.strip().splitlines()
     assert lines and all(ln.startswith("f1 | ") for ln in lines) and "[INFO]" in logs.stdout
+
+
+def _tails_running(h) -> int:
+    """`tail -F` processes inside the lab host (its own PID namespace)."""
+    res = h.sh('for f in /proc/[0-9]*/cmdline; do tr "\\0" " " < "$f" 2>/dev/null; echo; done', check=False)
+    return sum(1 for line in res.stdout.decode(errors="replace").splitlines() if line.startswith("tail -n 0 -F "))
+
+
+def test_logs_follow_on_the_remote_host_streams_until_ctrl_c(one):
+    h, kh, app, env, first = one
+    assert first.returncode == 0
+    log = f"/var/log/{APP}/error.log"
+    assert h.exec("test", "-f", log, check=False).returncode == 0
+    proc = subprocess.Popen(
+        (sys.executable, "-m", "garrison", "logs", "error", "--follow", "-n", "1"),
+        cwd=app, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True)
+        reader.start()
+        wait_for(lambda: _tails_running(h) == 1, 30, "the remote tail -F to start")
+        marker = f"follow-marker-{os.getpid()}-{time.monotonic_ns()}"
+        h.sh(f'echo "{marker}" >> "$1"', log)
+        wait_for(lambda: any(marker in ln for ln in lines), 15, "the new line to be printed")
+        assert f"f1 | {marker}\n" in lines
+        proc.send_signal(signal.SIGINT)  # Ctrl-C
+        assert proc.wait(timeout=20) == 0
+        reader.join(5)
+        assert "Traceback" not in proc.stderr.read()
+        # The remote tail ends with the client: nothing is left running on the host.
+        wait_for(lambda: _tails_running(h) == 0, 15, "the remote tail -F to end")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def test_new_code_then_rollback_on_the_remote_host(one):

@@ -322,16 +322,19 @@ def test_new_code_is_deployed_and_served(deployed, tmp_path):
 def test_down_purge_leaves_nothing(deployed, workdir):
     other_site = Path("/etc/nginx/sites-available/default")
     # A straggler running as the app user (as a stopped master's workers can be for
-    # a moment): userdel refuses while it runs, so purge must end it first.
-    straggler = subprocess.Popen(["sleep", "600"], user=APP)
+    # a moment): userdel refuses while it runs, so purge must end it first. Started
+    # detached (its shell exits at once), so that init, not this test, reaps it.
+    spawn = subprocess.run(["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"], user=APP, capture_output=True,
+                           text=True, check=True)
+    straggler = int(spawn.stdout.strip())
     try:
+        assert alive(straggler)
         proc = garrison("down", "--purge", cwd=workdir)
         assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert straggler.wait(timeout=30) is not None
+        wait_for(lambda: not alive(straggler), 10, "the straggler to be gone")
     finally:
-        if straggler.poll() is None:
-            straggler.kill()
-            straggler.wait()
+        if alive(straggler):
+            os.kill(straggler, signal.SIGKILL)
     for path in (
         BASE,
         Path(f"/var/log/{APP}"),
