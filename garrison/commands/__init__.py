@@ -44,6 +44,14 @@ def delete_group(group: str) -> tuple[str, ...]:
     return ("groupdel", group)
 
 
+def extract_tar(dest: str) -> tuple[str, ...]:
+    """Unpack a gzipped tar from stdin into dest, as root but owned by root with the
+    umask's modes (GNU tar also refuses absolute and `..` member names). The same
+    command on every host: no dependence on the Python that runs Garrison (Debian 12's
+    3.11.2 has no tarfile extraction filters)."""
+    return ("tar", "-xzf", "-", "-C", dest, "--no-same-owner", "--no-same-permissions")
+
+
 def user_processes(user: str) -> tuple[str, ...]:
     """PIDs of the processes running as `user`, one per line. /proc/<pid> belongs to
     the process's user; find is essential on Debian where pgrep (procps) may be missing."""

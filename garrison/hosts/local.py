@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import fcntl
 import grp
-import io
 import os
 import pwd
 import stat as stat_mod
 import subprocess
-import tarfile
 import tempfile
 from typing import Mapping, Sequence
 
+from garrison import commands as C
 from garrison.errors import CommandFailed, LockHeld
 from garrison.hosts import Executor, HostLock, Result, Stat
 
@@ -117,8 +116,7 @@ class LocalExecutor(Executor):
         )
 
     def extract_tar(self, data: bytes, dest: str) -> None:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            tar.extractall(dest, filter="data")
+        self.run(C.extract_tar(dest), input=data)
 
     def lock(self, path: str, holder: str) -> HostLock:
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -50,6 +50,7 @@ import time
 import weakref
 from typing import Any, Callable, Mapping, Sequence
 
+from garrison import commands as C
 from garrison.errors import CommandFailed, HostError, LockHeld
 from garrison.hosts import Executor, HostLock, Result, Stat
 from garrison.hosts.local import HOST_PATH  # the same PATH for commands as the local executor
@@ -474,7 +475,7 @@ class SSHExecutor(Executor):
             _call(self._astop_following(), timeout=10)
 
     def extract_tar(self, data: bytes, dest: str) -> None:
-        argv = ("tar", "-xzf", "-", "-C", dest, "--no-same-owner", "--no-same-permissions")
+        argv = C.extract_tar(dest)
         rc, out, err = self._exec(argv, input=data)
         self._check(rc, argv, out, err)
 
