@@ -367,13 +367,14 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
             continue
         for line in res.stdout.splitlines():
             out.print(f"{escape(h.name)} | {escape(line)}")
-    if followed:
-        _follow_logs(followed)
+    if followed and _follow_logs(followed):
+        return 130  # ended by Ctrl-C, as `tail -F` on this machine
     return min(100, failed)
 
 
-def _follow_logs(followed: list) -> None:
-    """`tail -F` on every host at once, each line prefixed by its host, until Ctrl-C."""
+def _follow_logs(followed: list) -> bool:
+    """`tail -F` on every host at once, each line prefixed by its host, until Ctrl-C
+    (then True)."""
     import threading
 
     print_lock = threading.Lock()
@@ -392,12 +393,13 @@ def _follow_logs(followed: list) -> None:
     threads = [threading.Thread(target=one, args=f, name=f"logs-{f[0]}", daemon=True) for f in followed]
     for t in threads:
         t.start()
+    interrupted = False
     try:
         while any(t.is_alive() for t in threads):
             for t in threads:
                 t.join(0.2)  # short joins: Ctrl-C reaches this thread between them
     except KeyboardInterrupt:
-        pass
+        interrupted = True
     finally:
         for _, ex, _ in followed:
             try:
@@ -408,6 +410,7 @@ def _follow_logs(followed: list) -> None:
             t.join(5)
         for _, ex, _ in followed:
             ex.close()
+    return interrupted
 
 
 main.add_command(status_cmd, "status")
