@@ -210,5 +210,12 @@ def find_project(folder: Path, *, config: Path | None = None, sample_if_missing:
     )
 
 
+# Garrison's own checkout (where the README runs ./up): its pyproject.toml is the
+# tool's, not an app's, so `up` there serves the sample app.
+_OWN_CHECKOUT = Path(__file__).resolve().parents[2]
+
+
 def _looks_like_an_app(folder: Path) -> bool:
+    if folder.resolve() == _OWN_CHECKOUT and (_OWN_CHECKOUT / "garrison" / "sample_app").is_dir():
+        return False
     return any((folder / n).exists() for n in ("app.py", "main.py", "wsgi.py", "manage.py", "requirements.txt", "pyproject.toml"))

@@ -474,3 +474,15 @@ def test_private_and_loopback_binds_are_accepted():
     for bind in ("127.0.0.1:9000", "10.0.0.5:9000", "[::1]:9000", "192.168.1.2:8000"):
         cfg = parse_config({"app": {"name": "a", "entry": "m:a"}, "gunicorn": {"bind": bind}})
         assert cfg.gunicorn.bind == bind
+
+
+def test_up_in_garrisons_own_checkout_serves_the_sample_app(tmp_path):
+    """The README runs ./up in Garrison's checkout: its pyproject.toml is the tool's, not an app."""
+    from garrison.config import find_project
+
+    repo = Path(__file__).resolve().parents[2]
+    assert find_project(repo, sample_if_missing=True).config.app.name == "ave_caesar"
+    # Any other folder with a pyproject.toml (and no [tool.garrison]) is an app without a config.
+    (tmp_path / "pyproject.toml").write_text('[project]\nname = "shop"\n')
+    with pytest.raises(ConfigError, match="garrison init"):
+        find_project(tmp_path, sample_if_missing=True)
