@@ -52,13 +52,18 @@ def extract_tar(dest: str) -> tuple[str, ...]:
     return ("tar", "-xzf", "-", "-C", dest, "--no-same-owner", "--no-same-permissions")
 
 
-def user_processes(user: str) -> tuple[str, ...]:
-    """PIDs of the processes running as `user`, one per line. /proc/<pid> belongs to
-    the process's user; find is essential on Debian where pgrep (procps) may be missing."""
-    return (
-        "find", "/proc", "-mindepth", "1", "-maxdepth", "1", "-regex", "/proc/[0-9]+",
-        "-user", user, "-printf", "%f\\n",
-    )
+# Processes whose real, effective, saved or filesystem uid is $1, as "PID STATE" lines:
+# the same view as userdel's "user is currently used by process N" (which reads
+# /proc/*/status, not the owner of /proc/<pid>: that is root for a non-dumpable process).
+_USER_PROCESSES = (
+    'exec awk -v uid="$1" \'FNR == 1 { st = "" } /^State:/ { st = $2 } '
+    '/^Uid:/ { for (i = 2; i <= 5; i++) if ($i == uid) { split(FILENAME, p, "/"); print p[3], st; break } }\' '
+    "/proc/[0-9]*/status 2>/dev/null"
+)
+
+
+def user_processes(uid: int) -> tuple[str, ...]:
+    return ("sh", "-c", _USER_PROCESSES, "garrison", str(int(uid)))
 
 
 def user_exists(user: str) -> tuple[str, ...]:

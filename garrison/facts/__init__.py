@@ -77,6 +77,17 @@ def parse_pid(text: str | bytes | None) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
+def running_pids(pid_states: str) -> list[int]:
+    """PIDs from "PID STATE" lines whose process still runs: zombies (Z) and dead ones (X)
+    hold nothing and can't be signalled; only their parent or init ends them."""
+    pids = []
+    for line in pid_states.splitlines():
+        fields = line.split()
+        if len(fields) == 2 and fields[0].isdigit() and fields[1] not in ("Z", "X", "x"):
+            pids.append(int(fields[0]))
+    return pids
+
+
 def parse_ufw_added(text: str) -> set[str]:
     """Rules from `ufw show added`, e.g. {"80/tcp", "22/tcp", "OpenSSH"}."""
     rules = set()

@@ -101,18 +101,20 @@ def log_path(project: Project, which: str) -> str:
     }[which]
 
 
-def _user_pids(h: Executor, user: str) -> list[int]:
-    res = h.run(C.user_processes(user), check=False)
-    # Not res.ok: find exits 1 when a process vanishes while it walks /proc.
-    return [int(p) for p in res.stdout.split() if p.isdigit()]
+def _user_pids(h: Executor, uid: int) -> list[int]:
+    # Not res.ok: awk complains (and exits 2) about a process that ends while it reads.
+    return F.running_pids(h.run(C.user_processes(uid), check=False).stdout)
 
 
 def _end_user_processes(h: Executor, user: str, grace: float = 5.0) -> None:
     """userdel refuses while the user runs anything: a stopped master's workers can
     outlive it for a moment (they notice the orphaning on their next beat), so wait
     for them, then end the stragglers by PID."""
+    uid = h.run(C.user_exists(user), check=False).stdout.strip()
+    if not uid.isdigit():
+        return
     end = time.monotonic() + grace
-    while (pids := _user_pids(h, user)) and time.monotonic() < end:
+    while (pids := _user_pids(h, int(uid))) and time.monotonic() < end:
         time.sleep(0.1)
     for sig, wait in (("TERM", 5.0), ("KILL", 5.0)):
         if not pids:
@@ -120,7 +122,7 @@ def _end_user_processes(h: Executor, user: str, grace: float = 5.0) -> None:
         for pid in pids:
             h.run(C.kill(sig, pid), check=False)
         end = time.monotonic() + wait
-        while (pids := _user_pids(h, user)) and time.monotonic() < end:
+        while (pids := _user_pids(h, int(uid))) and time.monotonic() < end:
             time.sleep(0.1)
 
 

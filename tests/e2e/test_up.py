@@ -329,12 +329,18 @@ def test_down_purge_leaves_nothing(deployed, workdir):
     spawn = subprocess.run(["sh", "-c", "sleep 600 >/dev/null 2>&1 & echo $!"], user=APP, capture_output=True,
                            text=True, check=True)
     straggler = int(spawn.stdout.strip())
+    # And a zombie of the app user (this test's own child, not reaped until the end):
+    # it can't be ended, so purge must not wait on it (userdel ignores zombies).
+    zombie = subprocess.Popen(["true"], user=APP)
+    wait_for(lambda: Path(f"/proc/{zombie.pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z", 10,
+             "the child to become a zombie")
     try:
         assert alive(straggler)
         proc = garrison("down", "--purge", cwd=workdir)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         wait_for(lambda: not alive(straggler), 10, "the straggler to be gone")
     finally:
+        zombie.wait()
         if alive(straggler):
             os.kill(straggler, signal.SIGKILL)
     for path in (

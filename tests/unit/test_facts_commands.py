@@ -68,8 +68,6 @@ def test_commands_are_argv_tuples():
     # Hostile names stay one argv element each: nothing is ever joined into a shell string.
     evil = "x; rm -rf /"
     assert C.user_exists(evil) == ("id", "-u", evil)
-    procs = C.user_processes(evil)
-    assert procs[0] == "find" and procs[procs.index("-user") + 1] == evil
 
 
 IMPORT_FAIL = """[2026-11-24 20:04:25 +0000] [1] [INFO] Starting gunicorn 27.0.1
@@ -147,3 +145,19 @@ def test_boot_failure_app_object_missing():
         "gunicorn.errors.HaltServer: <HaltServer 'App failed to load.' 4>\n"
     )
     assert boot_failure(log).summary == "Failed to find application object: 'app'"
+
+
+def test_running_pids_skips_zombies():
+    assert F.running_pids("412 S\n413 Z\n414 R\n415 X\n416\nbad S\n") == [412, 414]
+    assert F.running_pids("") == []
+
+
+def test_user_processes_lists_this_process_under_its_uid():
+    """The real command over the real /proc (read-only): this test's own process is listed
+    with its state under its uid; a uid nobody has lists nothing."""
+    import os
+    import subprocess
+
+    out = subprocess.run(C.user_processes(os.getuid()), capture_output=True, text=True).stdout
+    assert os.getpid() in F.running_pids(out)
+    assert subprocess.run(C.user_processes(3999999), capture_output=True, text=True).stdout == ""
