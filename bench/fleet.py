@@ -12,9 +12,12 @@ usage: python -m bench.fleet [--runs N]   (writes the fleet section of docs/benc
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import subprocess
 import sys
+import sysconfig
+import tarfile
 import time
 from pathlib import Path
 
@@ -36,10 +39,6 @@ def _ship_tool(host, app: Path) -> str:
     """Put this checkout's garrison, this interpreter's site-packages and the app inside the
     lab host (its /tmp is its own, so nothing of ours under /tmp is visible there).
     Returns the app's folder inside the host."""
-    import io
-    import sysconfig
-    import tarfile
-
     buf = io.BytesIO()
     skip = lambda ti: None if "__pycache__" in ti.name else ti  # noqa: E731
     with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
@@ -106,8 +105,6 @@ def main() -> None:
             ssh_code.append(_deploy(app3, env, "--host", hosts[0].name))
         local_note = ""
         try:
-            import sysconfig
-
             if sysconfig.get_python_version() != subprocess.run(
                 ("/usr/bin/python3", "-c", "import sysconfig; print(sysconfig.get_python_version())"),
                 capture_output=True, text=True,

@@ -193,20 +193,22 @@ def doctor(config_path: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-def print_plan(project, host) -> None:
+def print_plan(project, host, prefix: str = "") -> None:
+    """What `up` would change on host, with file diffs; each line after prefix (e.g. "web1 | ")."""
     from garrison.workflows.plan import plan
 
     items = plan(project, host)
+    pre = escape(prefix)
     changes = [i for i in items if i.change]
     for item in items:
         if not item.change:
-            out.print(f"[green]{'unchanged':>9}[/] {escape(item.what)}")
+            out.print(f"{pre}[green]{'unchanged':>9}[/] {escape(item.what)}")
             continue
-        out.print(f"[yellow]{'change':>9}[/] {escape(item.what)}: {escape(item.change)}")
+        out.print(f"{pre}[yellow]{'change':>9}[/] {escape(item.what)}: {escape(item.change)}")
         for line in item.diff:
             style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-            out.print(f"[{style}]{escape(line.rstrip())}[/]")
-    out.print(f"plan: {len(changes)} change(s); nothing was touched")
+            out.print(f"{pre}[{style}]{escape(line.rstrip())}[/]")
+    out.print(f"{pre}plan: {len(changes)} change(s); nothing was touched")
 
 
 @main.command()

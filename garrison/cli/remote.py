@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from garrison.cli import _STYLE, _project, boundary, config_option, err, main, out
+from garrison.cli import _STYLE, _project, boundary, config_option, err, main, out, print_plan
 from garrison.cli import rollback as local_rollback
 from garrison.cli import up as local_up
 from garrison.errors import GarrisonError
@@ -60,12 +60,17 @@ def _reporters(names: list[str]):
     return lambda name: PrefixReporter(name, width)
 
 
+def _host_error(name: str, text: str) -> None:
+    """The one-line error for one host: its first line, named by the host."""
+    err.print(f"[bold red]garrison: error:[/] [bold]{escape(name)}[/]: {escape(text.splitlines()[0] if text else '')}")
+
+
 def _print_failures(outcomes) -> None:
     for o in outcomes:
         if o.ok or o.skipped or not o.error:
             continue
         lines = o.error.splitlines()
-        err.print(f"[bold red]garrison: error:[/] [bold]{escape(o.name)}[/]: {escape(lines[0])}")
+        _host_error(o.name, o.error)
         for line in lines[1:]:
             err.print(f"{escape(o.name)} | {escape(line)}")
     for o in outcomes:
@@ -109,7 +114,7 @@ def deploy_cmd(ctx: click.Context, config_path: Path | None, show_plan: bool, ho
 
 @boundary
 def _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, wheelhouse) -> int:
-    from garrison.workflows.fleet import FleetDeploy, SSHOptions, exit_status, local_wheelhouse, select_hosts, summary
+    from garrison.workflows.fleet import FleetDeploy, SSHOptions, local_wheelhouse, select_hosts
 
     project = _project(config_path, sample_if_missing=True)
     cfg = project.config
@@ -121,17 +126,28 @@ def _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, 
     hosts = select_hosts(cfg, host_names)
     fleet = FleetDeploy(project, SSHOptions.from_env(trust_new_hosts), _reporters([h.name for h in cfg.hosts]),
                         wheelhouse=local_wheelhouse(str(wheelhouse) if wheelhouse else None))
-    try:
-        if show_plan:
+    if show_plan:
+        try:
             return _plan(fleet, hosts)
-        out.print(f"garrison deploy: [bold]{cfg.app.name}[/] to {', '.join(h.name for h in hosts)}")
+        finally:
+            fleet.close()
+    return _roll_out(fleet, hosts, f"garrison deploy: [bold]{cfg.app.name}[/] to", "deployed", parallel=parallel)
+
+
+def _roll_out(fleet, hosts, title: str, verb: str, **deploy_args) -> int:
+    """fleet.deploy on hosts (then the connections closed), each failure with its evidence,
+    a one-line summary; returns the exit status (how many hosts failed)."""
+    from garrison.workflows.fleet import exit_status, summary
+
+    try:
+        out.print(f"{title} {', '.join(h.name for h in hosts)}")
         t0 = time.monotonic()
-        outcomes = fleet.deploy(hosts, parallel=parallel)
+        outcomes = fleet.deploy(hosts, **deploy_args)
     finally:
         fleet.close()
     _print_failures(outcomes)
     code = exit_status(outcomes)
-    line = summary(outcomes, time.monotonic() - t0)
+    line = summary(outcomes, time.monotonic() - t0, verb=verb)
     out.print(f"[bold {'red' if code else 'green'}]{escape(line)}[/]")
     return code
 
@@ -151,7 +167,7 @@ def rollback_cmd(ctx: click.Context, config_path: Path | None, release: str | No
 
 @boundary
 def _rollback(ctx, config_path, release, host_names, trust_new_hosts, parallel) -> int:
-    from garrison.workflows.fleet import FleetDeploy, SSHOptions, exit_status, select_hosts, summary
+    from garrison.workflows.fleet import FleetDeploy, SSHOptions, select_hosts
 
     project = _project(config_path, sample_if_missing=True)
     cfg = project.config
@@ -162,17 +178,8 @@ def _rollback(ctx, config_path, release, host_names, trust_new_hosts, parallel) 
         return 0
     hosts = select_hosts(cfg, host_names)
     fleet = FleetDeploy(project, SSHOptions.from_env(trust_new_hosts), _reporters([h.name for h in cfg.hosts]))
-    try:
-        out.print(f"garrison rollback: [bold]{cfg.app.name}[/] on {', '.join(h.name for h in hosts)}")
-        t0 = time.monotonic()
-        outcomes = fleet.deploy(hosts, parallel=parallel, action="rollback", release=release)
-    finally:
-        fleet.close()
-    _print_failures(outcomes)
-    code = exit_status(outcomes)
-    line = summary(outcomes, time.monotonic() - t0, verb="rolled back")
-    out.print(f"[bold {'red' if code else 'green'}]{escape(line)}[/]")
-    return code
+    return _roll_out(fleet, hosts, f"garrison rollback: [bold]{cfg.app.name}[/] on", "rolled back",
+                     parallel=parallel, action="rollback", release=release)
 
 
 main.add_command(rollback_cmd, "rollback")
@@ -180,24 +187,14 @@ main.add_command(rollback_cmd, "rollback")
 
 def _plan(fleet, hosts) -> int:
     from garrison.workflows.fleet import host_project
-    from garrison.workflows.plan import plan
 
     failed = 0
     for h in hosts:
         try:
-            items = plan(host_project(fleet.project, h), fleet.executor(h))
+            print_plan(host_project(fleet.project, h), fleet.executor(h), prefix=f"{h.name} | ")
         except GarrisonError as exc:
-            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(str(exc).splitlines()[0])}")
+            _host_error(h.name, str(exc))
             failed += 1
-            continue
-        for item in items:
-            if not item.change:
-                out.print(f"{escape(h.name)} | [green]{'unchanged':>9}[/] {escape(item.what)}")
-                continue
-            out.print(f"{escape(h.name)} | [yellow]{'change':>9}[/] {escape(item.what)}: {escape(item.change)}")
-            for ln in item.diff:
-                out.print(f"{escape(h.name)} | {escape(ln.rstrip())}")
-        out.print(f"{escape(h.name)} | plan: {sum(1 for i in items if i.change)} change(s); nothing was touched")
     return min(100, failed)
 
 
@@ -295,7 +292,7 @@ def _status(ctx, config_path, host_names, trust_new_hosts) -> int:
         try:
             st = get_status(host_project(project, h), ex)
         except GarrisonError as exc:
-            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(str(exc).splitlines()[0])}")
+            _host_error(h.name, str(exc))
             unhealthy += 1
             continue
         finally:
@@ -355,14 +352,14 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
                 followed.append((h.name, ex, path))
                 keep_open = True
         except GarrisonError as exc:
-            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(str(exc).splitlines()[0])}")
+            _host_error(h.name, str(exc))
             failed += 1
             continue
         finally:
             if not keep_open:
                 ex.close()
         if not res.ok:
-            err.print(f"[bold red]garrison: error:[/] [bold]{escape(h.name)}[/]: {escape(path)}: no such log yet")
+            _host_error(h.name, f"{path}: no such log yet")
             failed += 1
             continue
         for line in res.stdout.splitlines():
@@ -388,7 +385,7 @@ def _follow_logs(followed: list) -> bool:
             ex.follow(("tail", "-n", "0", "-F", path), on_line)
         except GarrisonError as exc:
             with print_lock:
-                err.print(f"[bold red]garrison: error:[/] [bold]{escape(name)}[/]: {escape(str(exc).splitlines()[0])}")
+                _host_error(name, str(exc))
 
     threads = [threading.Thread(target=one, args=f, name=f"logs-{f[0]}", daemon=True) for f in followed]
     for t in threads:
@@ -401,15 +398,11 @@ def _follow_logs(followed: list) -> bool:
     except KeyboardInterrupt:
         interrupted = True
     finally:
-        for _, ex, _ in followed:
-            try:
-                ex.stop_following()
-            except Exception:
-                pass
-        for t in threads:
-            t.join(5)
+        # Closing the connection ends each follow(), and the remote tail with its output.
         for _, ex, _ in followed:
             ex.close()
+        for t in threads:
+            t.join(5)
     return interrupted
 
 

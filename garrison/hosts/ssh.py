@@ -169,10 +169,6 @@ _SCRIPTS = {
         'while beat=$(timeout "$4" head -n 1) && [ -n "$beat" ]; do :; done\n'
         ': > "$1"\n'
     ),
-    # follow COMMAND...: run it in the background until stdin (the SSH channel) ends,
-    # then end it: a `tail -F` must not outlive the client that followed it (without a
-    # pty, sshd sends no SIGHUP when the channel closes).
-    "follow": '"$@" & pid=$!\ncat > /dev/null\nkill "$pid" 2>/dev/null\nwait "$pid"\n',
 }
 
 
@@ -375,7 +371,6 @@ class SSHExecutor(Executor):
         self._conn_lock: asyncio.Lock | None = None
         self._channels: asyncio.Semaphore | None = None
         self._locks: set[_SSHLock] = set()
-        self._followers: set[Any] = set()
         self._sudo_checked = False
         self._closed = False
         _OPEN_EXECUTORS.add(self)
@@ -464,15 +459,12 @@ class SSHExecutor(Executor):
 
     def follow(self, argv: Sequence[str], on_line: Callable[[bytes], None]) -> int:
         """Run argv (e.g. `tail -F`), calling on_line with each line of its output as it
-        comes, until it ends or stop_following() is called; returns its exit status.
-        on_line runs on the executor's event loop thread: keep it short."""
-        argv = ("sh", "-c", _SCRIPTS["follow"], "garrison", *argv)
+        comes, until it ends or close() is called; returns its exit status. Without a pty,
+        sshd sends no SIGHUP when the channel closes: argv must end when its output closes,
+        as `tail -F` does (coreutils >= 8.28). on_line runs on the executor's event loop
+        thread: keep it short."""
+        argv = tuple(argv)
         return _call(self._afollow(argv, command_line(argv, sudo=self.sudo), on_line))
-
-    def stop_following(self) -> None:
-        """End every follow() of this executor (their remote commands end too)."""
-        if self._conn is not None and not self._closed:
-            _call(self._astop_following(), timeout=10)
 
     def extract_tar(self, data: bytes, dest: str) -> None:
         argv = C.extract_tar(dest)
@@ -727,24 +719,14 @@ class SSHExecutor(Executor):
         try:
             proc = await conn.create_process(command, encoding=None)
         except (asyncssh.Error, OSError) as exc:
-            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv[4:])}`: {exc}") from None
-        self._followers.add(proc)
+            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {exc}") from None
         try:
             while line := await proc.stdout.readline():
                 on_line(line)
             await proc.wait_closed()
         except (asyncssh.Error, OSError):
-            pass  # the connection went away: nothing more to follow
-        finally:
-            self._followers.discard(proc)
+            pass  # the connection went away (close()): nothing more to follow
         return proc.exit_status if proc.exit_status is not None else 255
-
-    async def _astop_following(self) -> None:
-        for proc in list(self._followers):
-            try:
-                proc.stdin.write_eof()
-            except Exception:
-                proc.close()
 
     # -- internals: lock ----------------------------------------------------
 

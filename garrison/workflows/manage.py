@@ -101,29 +101,25 @@ def log_path(project: Project, which: str) -> str:
     }[which]
 
 
-def _user_pids(h: Executor, uid: int) -> list[int]:
-    # Not res.ok: awk complains (and exits 2) about a process that ends while it reads.
-    return F.running_pids(h.run(C.user_processes(uid), check=False).stdout)
-
-
-def _end_user_processes(h: Executor, user: str, grace: float = 5.0) -> None:
+def _end_user_processes(h: Executor, uid: int, grace: float = 5.0) -> None:
     """userdel refuses while the user runs anything: a stopped master's workers can
     outlive it for a moment (they notice the orphaning on their next beat), so wait
     for them, then end the stragglers by PID."""
-    uid = h.run(C.user_exists(user), check=False).stdout.strip()
-    if not uid.isdigit():
-        return
-    end = time.monotonic() + grace
-    while (pids := _user_pids(h, int(uid))) and time.monotonic() < end:
-        time.sleep(0.1)
-    for sig, wait in (("TERM", 5.0), ("KILL", 5.0)):
+
+    def left_after(seconds: float) -> list[int]:
+        end = time.monotonic() + seconds
+        # Not res.ok: awk complains (and exits 2) about a process that ends while it reads.
+        while (pids := F.running_pids(h.run(C.user_processes(uid), check=False).stdout)) and time.monotonic() < end:
+            time.sleep(0.1)
+        return pids
+
+    pids = left_after(grace)
+    for sig in ("TERM", "KILL"):
         if not pids:
             return
         for pid in pids:
             h.run(C.kill(sig, pid), check=False)
-        end = time.monotonic() + wait
-        while (pids := _user_pids(h, int(uid))) and time.monotonic() < end:
-            time.sleep(0.1)
+        pids = left_after(5.0)
 
 
 def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> None:
@@ -166,8 +162,9 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
     with run.step("purge", "removing the app's user, files and logs") as st:
         for path in (L.base, L.log_dir, L.etc_dir, L.logrotate, L.p(f"/etc/init/{cfg.app.name}.conf")):
             h.remove(path)
-        if h.run(C.user_exists(cfg.user), check=False).ok:
-            _end_user_processes(h, cfg.user)
+        uid = h.run(C.user_exists(cfg.user), check=False)
+        if uid.ok:  # `id -u` printed the uid
+            _end_user_processes(h, int(uid.stdout))
             res = h.run(C.delete_user(cfg.user), check=False)
             if not res.ok:
                 raise HostError(
