@@ -121,12 +121,17 @@ class Executor(ABC):
 
     def ensure_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> bool:
         """Write path only when its content or mode/ownership differ; True when changed."""
-        st = self.stat(path)
-        if st is not None and not st.is_link and (st.mode, st.owner, st.group) == (mode, owner, group):
-            if self.read_file(path) == data:
-                return False
+        if self.has_file(path, data, mode=mode, owner=owner, group=group):
+            return False
         self.write_file(path, data, mode=mode, owner=owner, group=group)
         return True
+
+    def has_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> bool:
+        """path is a regular file (not a link) with exactly this content, mode and ownership."""
+        st = self.stat(path)
+        if st is None or st.is_link or (st.mode, st.owner, st.group) != (mode, owner, group):
+            return False
+        return self.read_file(path) == data
 
     def ensure_symlink(self, target: str, path: str) -> bool:
         """Point the symlink path at target, atomically (a temp link renamed over it)."""

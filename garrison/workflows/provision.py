@@ -25,6 +25,7 @@ from garrison.config import Project
 from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
 from garrison.workflows import CHANGED, SKIPPED, Run
+from garrison.workflows.firewall import allow_ssh_and_web, sshd_config_path
 
 HARDEN_FILE = "/etc/ssh/sshd_config.d/garrison.conf"
 INCLUDE_LINE = "Include /etc/ssh/sshd_config.d/*.conf"
@@ -124,8 +125,7 @@ class Provision:
         path = f"/etc/sudoers.d/garrison-{user}"
         want = f"# Garrison: {user} deploys (passwordless sudo).\n{user} ALL=(ALL:ALL) NOPASSWD: ALL\n".encode()
         with self.run.step("sudoers", f"passwordless sudo for {user}") as st:
-            cur = h.stat(path)
-            if cur is not None and (cur.mode, cur.owner, cur.group) == (0o440, "root", "root") and h.read_file(path) == want:
+            if h.has_file(path, want, mode=0o440):
                 st.detail = f"{path} in place"
                 return
             # sudo ignores files with a dot in their name: the candidate is inert until checked and renamed.
@@ -139,35 +139,21 @@ class Provision:
             st.status, st.detail = CHANGED, f"wrote {path} (checked with visudo -cf first)"
 
     # -- firewall -------------------------------------------------------------
-    def sshd_config_path(self) -> str:
-        """The config file the running sshd was started with (-f), else the distribution's."""
-        h = self.host
-        pid = F.parse_pid(h.read_file("/run/sshd.pid"))
-        if pid:
-            # sshd retitles itself ("sshd: /usr/sbin/sshd -D -f X [listener]"): split on spaces too.
-            argv = (h.read_file(f"/proc/{pid}/cmdline") or b"").replace(b"\0", b" ").split()
-            for i, word in enumerate(argv):
-                if word == b"-f" and i + 1 < len(argv):
-                    return argv[i + 1].decode()
-        return "/etc/ssh/sshd_config"
-
     def ensure_firewall(self) -> None:
         h = self.host
         with self.run.step("firewall", "ufw: SSH, 80 and 443") as st:
             if not h.which("ufw"):
                 st.status, st.detail = SKIPPED, "ufw is not installed"
                 return
-            ssh_port = F.parse_sshd_port((h.read_file(self.sshd_config_path()) or b"").decode(errors="replace"))
-            added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
-            want = [f"{ssh_port}/tcp", f"{self.project.config.server.port}/tcp", "443/tcp"]
-            opened = [r for r in want if r not in added]
-            for rule in opened:  # the SSH rule first
-                h.run(C.ufw_allow(rule))
+            want, opened = allow_ssh_and_web(h, self.project.config.server.port)
             notes = [f"opened {', '.join(opened)}"] if opened else []
             if not F.parse_ufw_active(h.run(("ufw", "status"), check=False).stdout):
                 added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
-                if f"{ssh_port}/tcp" not in added:
-                    raise HostError(f"{h.name}: not enabling ufw: the rule for SSH port {ssh_port} is missing")
+                ssh_rule = want[0]  # "PORT/tcp"
+                if ssh_rule not in added:
+                    raise HostError(
+                        f"{h.name}: not enabling ufw: the rule for SSH port {ssh_rule.split('/')[0]} is missing"
+                    )
                 h.run(("ufw", "--force", "enable"))
                 notes.append("enabled ufw")
             if notes:
@@ -200,7 +186,7 @@ class Provision:
                 "PermitRootLogin no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n"
                 f"AllowUsers {user}\n"
             ).encode()
-            config = self.sshd_config_path()
+            config = sshd_config_path(self.host)
             main_text = (h.read_file(config) or b"").decode(errors="replace")
             included = any(ln.strip().startswith("Include") and "sshd_config.d" in ln for ln in main_text.splitlines())
             if h.read_file(HARDEN_FILE) == want and included:
@@ -218,7 +204,7 @@ class Provision:
             if not included:
                 # sshd keeps the FIRST value of a setting: the Include goes on top.
                 h.write_file(config, (f"# Added by Garrison: settings in sshd_config.d win.\n{INCLUDE_LINE}\n" + main_text).encode(),
-                             mode=(h.stat(config).mode if h.stat(config) else 0o644))
+                             mode=cur.mode if (cur := h.stat(config)) else 0o644)
             res = h.run(("sshd", "-t", "-f", config), check=False)
             if not res.ok:
                 self._restore(config, old_main, old_file)

@@ -33,6 +33,7 @@ from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
 from garrison.workflows import CHANGED, SKIPPED, UNCHANGED, Run
+from garrison.workflows.firewall import allow_ssh_and_web
 
 HEALTH_DEADLINE = 30.0
 # How long a slot must keep the same master and keep answering after its first 2xx.
@@ -787,16 +788,8 @@ class Up:
             if not h.which("ufw"):
                 st.status, st.detail = SKIPPED, "ufw is not installed"
                 return
-            ssh_port = F.parse_sshd_port((h.read_file("/etc/ssh/sshd_config") or b"").decode(errors="replace"))
             active = F.parse_ufw_active(h.run(("ufw", "status"), check=False).stdout)
-            added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
-            want = [f"{ssh_port}/tcp", f"{self.cfg.server.port}/tcp", "443/tcp"]
-            # The SSH rule first, so that an active firewall never locks the operator out.
-            opened = []
-            for rule in want:
-                if rule not in added:
-                    h.run(C.ufw_allow(rule))
-                    opened.append(rule)
+            want, opened = allow_ssh_and_web(h, self.cfg.server.port)
             state = "active" if active else "inactive (rules added; enable with `ufw enable`)"
             if opened:
                 st.status, st.detail = CHANGED, f"opened {', '.join(opened)}; ufw {state}"

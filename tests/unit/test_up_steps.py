@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import pytest
@@ -10,6 +11,7 @@ from garrison.config import Project, parse_config
 from garrison.errors import HostError
 from garrison.hosts import Executor, HostLock, Result, Stat
 from garrison.workflows import CHANGED, SKIPPED, Run
+from garrison.workflows.provision import Provision
 from garrison.workflows.up import Up, parse_env_file
 
 FEDORA = b'NAME="Fedora Linux"\nID=fedora\nPRETTY_NAME="Fedora Linux 40"\n'
@@ -108,6 +110,40 @@ def test_firewall_is_skipped_without_ufw(tmp_path):
     Up(project(tmp_path), host, run).ensure_firewall()
     assert run.steps[-1].status == SKIPPED
     assert not any(a[0] == "ufw" for a in host.ran)
+
+
+def _provision_host(added: str) -> FakeHost:
+    """sshd runs with its own config (-f), on port 2200; ufw is installed and inactive."""
+    return FakeHost(
+        {
+            "/run/sshd.pid": b"77\n",
+            "/proc/77/cmdline": b"sshd: /usr/sbin/sshd -D -f /etc/ssh/lab_config [listener]",
+            "/etc/ssh/lab_config": b"Port 2200\n",
+            "/etc/ssh/sshd_config": b"Port 22\n",
+        },
+        {
+            ("sh", "-c"): Result((), 0, "/usr/sbin/ufw\n", ""),
+            ("ufw", "status"): Result((), 0, "Status: inactive\n", ""),
+            ("ufw", "show", "added"): Result((), 0, added, ""),
+        },
+    )
+
+
+def test_provision_enables_ufw_once_the_ssh_rule_of_the_running_sshd_is_in():
+    host = _provision_host("Added user rules:\nufw allow 2200/tcp\nufw allow 80/tcp\n")
+    run = Run()
+    Provision(project=project(Path("/nonexistent")), host=host, run=run).ensure_firewall()
+    assert [a for a in host.ran if a[:2] == ("ufw", "allow")] == [("ufw", "allow", "443/tcp")]
+    assert ("ufw", "--force", "enable") in host.ran
+    assert run.steps[-1].status == CHANGED and run.steps[-1].detail == "opened 443/tcp; enabled ufw"
+
+
+def test_provision_refuses_to_enable_ufw_without_the_ssh_rule():
+    host = _provision_host("Added user rules:\n")  # the allows did not take
+    with pytest.raises(HostError, match="not enabling ufw: the rule for SSH port 2200 is missing"):
+        Provision(project=project(Path("/nonexistent")), host=host, run=Run()).ensure_firewall()
+    assert ("ufw", "allow", "2200/tcp") == next(a for a in host.ran if a[:2] == ("ufw", "allow"))
+    assert ("ufw", "--force", "enable") not in host.ran
 
 
 def test_env_file_parsing():
