@@ -156,20 +156,21 @@ class Procs:
                 log(f"stopping {proc.name}: {exc}")
 
 
-def _group_members(pgid: int) -> list[int]:
-    out = []
+def _proc_stats():
+    """(pid, [state, ppid, pgrp, ...]) for every process: /proc/<pid>/stat after the
+    command name (which may hold spaces or ")": split at the last ")")."""
     for d in os.listdir("/proc"):
         if not d.isdigit():
             continue
         try:
             stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
+        except OSError:  # ended meanwhile
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        # fields: state ppid pgrp ...
-        if int(fields[2]) == pgid:
-            out.append(int(d))
-    return out
+        yield int(d), stat.rsplit(")", 1)[1].split()
+
+
+def _group_members(pgid: int) -> list[int]:
+    return [pid for pid, fields in _proc_stats() if int(fields[2]) == pgid]
 
 
 class Interrupted(BaseException):
@@ -189,15 +190,8 @@ def install_signal_handlers() -> None:
 # ---------------------------------------------------------------- memory
 def descendants(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{d}/stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(d))
+    for pid, fields in _proc_stats():
+        children.setdefault(int(fields[1]), []).append(pid)
     out, todo = [], [root]
     while todo:
         pid = todo.pop()
