@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from garrison import __version__
-from garrison.errors import DeployError, GarrisonError
+from garrison.errors import ConfigError, DeployError, GarrisonError
 from garrison.workflows import CHANGED, FAILED, SKIPPED, StepResult
 
 out = Console(highlight=False, soft_wrap=True)
@@ -139,21 +139,14 @@ def render(config_path: Path | None, out_dir: Path, slot: str) -> None:
 
 
 @contextlib.contextmanager
-def explain_failure(project):
-    """A failed deploy runs doctor's rules before it exits, and prints their cause too."""
+def explain_failure(project, host):
+    """A failed deploy runs doctor's rules on the same host before it exits, and prints their cause too."""
     try:
         yield
     except DeployError as exc:
-        try:
-            from garrison.hosts.local import LocalExecutor
-            from garrison.workflows.doctor import doctor as do_doctor
+        from garrison.workflows.doctor import explain
 
-            cause = do_doctor(project, LocalExecutor()).cause
-        except Exception:  # explaining must never hide the deploy's own error
-            cause = None
-        if cause is not None and cause.status != "ok":
-            exc.args = (f"{exc}\ndoctor ({cause.hop}, {cause.check}): {cause.evidence}\n  fix: {cause.fix}",)
-        raise
+        raise explain(project, host, exc) from None
 
 
 _FINDING_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "unknown": "dim"}
@@ -193,29 +186,33 @@ def doctor(config_path: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-def print_plan(project, host, prefix: str = "") -> None:
-    """What `up` would change on host, with file diffs; each line after prefix (e.g. "web1 | ")."""
-    from garrison.workflows.plan import plan
+def print_plan(project, host, prefix: str = "", as_json: bool = False, wheelhouse=None) -> None:
+    """What `up` would do on host, step by step with file diffs; each line after prefix (e.g. "web1 | ")."""
+    import json
 
-    items = plan(project, host)
+    from garrison.workflows.up import plan
+
+    decisions = plan(project, host, wheelhouse=wheelhouse)
+    if as_json:
+        click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
+        return
     pre = escape(prefix)
-    changes = [i for i in items if i.change]
-    for item in items:
-        if not item.change:
-            out.print(f"{pre}[green]{'unchanged':>9}[/] {escape(item.what)}")
-            continue
-        out.print(f"{pre}[yellow]{'change':>9}[/] {escape(item.what)}: {escape(item.change)}")
-        for line in item.diff:
-            style = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
-            out.print(f"{pre}[{style}]{escape(line.rstrip())}[/]")
-    out.print(f"{pre}plan: {len(changes)} change(s); nothing was touched")
+    style = {"change": "yellow", "unchanged": "green", "skip": "dim"}
+    for d in decisions:
+        out.print(f"{pre}[{style[d.action]}]{d.action:>9}[/] {d.step:<11} {escape(d.reason)}")
+        for line in d.diff:
+            color = "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+            out.print(f"{pre}[{color}]{escape(line.rstrip())}[/]")
+    changes = sum(1 for d in decisions if d.action == "change")
+    out.print(f"{pre}plan: {changes} step(s) would change; nothing was touched")
 
 
 @main.command()
 @config_option
 @click.option("--plan", "show_plan", is_flag=True, help="Print what would change, with file diffs, and touch nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --plan: the decisions as JSON.")
 @boundary
-def up(config_path: Path | None, show_plan: bool) -> None:
+def up(config_path: Path | None, show_plan: bool, as_json: bool = False) -> None:
     """Make this machine the server: nginx, gunicorn, supervision, health-checked.
 
     Run in an app's folder (with garrison.toml) to serve that app; run in a
@@ -228,15 +225,18 @@ def up(config_path: Path | None, show_plan: bool) -> None:
 
     project = _project(config_path, sample_if_missing=True)
     if show_plan:
-        print_plan(project, LocalExecutor())
+        print_plan(project, LocalExecutor(), as_json=as_json)
         return
+    if as_json:
+        raise ConfigError("--json goes with --plan: garrison up --plan --json")
     cfg = project.config
     what = "the sample app" if project.is_sample else escape(str(project.source))
     out.print(f"garrison up: [bold]{cfg.app.name}[/] from {what}")
     t0 = time.monotonic()
     run = Run(reporter=ConsoleReporter())
-    with explain_failure(project):
-        do_up(project, LocalExecutor(), run)
+    host = LocalExecutor()
+    with explain_failure(project, host):
+        do_up(project, host, run)
     verdict = "changed" if run.changed else "nothing changed"
     port = "" if cfg.server.port == 80 else f":{cfg.server.port}"
     out.print(
@@ -248,10 +248,11 @@ def up(config_path: Path | None, show_plan: bool) -> None:
 @main.command()
 @config_option
 @click.option("--plan", "show_plan", is_flag=True, help="Print what would change, with file diffs, and touch nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --plan: the decisions as JSON.")
 @click.pass_context
-def deploy(ctx: click.Context, config_path: Path | None, show_plan: bool) -> None:
+def deploy(ctx: click.Context, config_path: Path | None, show_plan: bool, as_json: bool) -> None:
     """Deploy a new release with zero downtime (on this machine: the same as `up`)."""
-    ctx.invoke(up, config_path=config_path, show_plan=show_plan)
+    ctx.invoke(up, config_path=config_path, show_plan=show_plan, as_json=as_json)
 
 
 @main.command()
@@ -267,8 +268,9 @@ def rollback(config_path: Path | None, release: str | None) -> None:
     project = _project(config_path, sample_if_missing=True)
     t0 = time.monotonic()
     run = Run(reporter=ConsoleReporter())
-    with explain_failure(project):
-        do_rollback(project, LocalExecutor(), run, release)
+    host = LocalExecutor()
+    with explain_failure(project, host):
+        do_rollback(project, host, run, release)
     out.print(f"[bold green]rolled back[/] {project.config.app.name} ({time.monotonic() - t0:.1f} s)")
 
 
@@ -352,10 +354,11 @@ def logs(config_path: Path | None, which: str, follow: bool, lines: int) -> None
     """Show the app's logs: gunicorn error (default) or access log, nginx's, supervisor's."""
     import os
 
+    from garrison.hosts.local import LocalExecutor
     from garrison.workflows.manage import log_path
 
     project = _project(config_path, sample_if_missing=True)
-    path = log_path(project, which)
+    path = log_path(project, LocalExecutor(), which)
     if not Path(path).exists():
         raise GarrisonError(f"{path}: no such log yet; has `garrison up` run?")
     argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [path]

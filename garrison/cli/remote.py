@@ -114,7 +114,8 @@ def deploy_cmd(ctx: click.Context, config_path: Path | None, show_plan: bool, ho
 
 @boundary
 def _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, wheelhouse) -> int:
-    from garrison.workflows.fleet import FleetDeploy, SSHOptions, local_wheelhouse, select_hosts
+    from garrison.wheelhouse import local_wheelhouse
+    from garrison.workflows.fleet import FleetDeploy, SSHOptions, select_hosts
 
     project = _project(config_path, sample_if_missing=True)
     cfg = project.config
@@ -241,7 +242,8 @@ def provision_cmd(config_path: Path | None, host_name: str, deploy_user: str, ke
     """Prepare a fresh Debian/Ubuntu HOST of garrison.toml: packages, app user, deploy user with
     your key and sudo, firewall; with --harden-ssh, SSH hardening that never locks you out."""
     from garrison.workflows import Run
-    from garrison.workflows.fleet import SSHOptions, executor_for, local_wheelhouse, select_hosts
+    from garrison.wheelhouse import local_wheelhouse
+    from garrison.workflows.fleet import SSHOptions, executor_for, select_hosts
     from garrison.workflows.provision import Provision
 
     project = _project(config_path, sample_if_missing=True)
@@ -338,14 +340,7 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
         keep_open = False
         try:
             hp = host_project(project, h)
-            if which == "supervisor":  # the live slot of THAT host
-                from garrison.layout import Layout
-                from garrison.workflows import Run
-                from garrison.workflows.up import Up
-
-                path = Layout.of(hp.config).supervisor_log(Up(project=hp, host=ex, run=Run()).live_slot() or "blue")
-            else:
-                path = log_path(hp, which)
+            path = log_path(hp, ex, which)  # supervisor: the live slot of THAT host
             res = ex.run(("tail", "-n", str(lines), path), check=False)
             if res.ok and follow:
                 # Following starts after the last line shown: tail -n 0.

@@ -133,3 +133,88 @@ def certbot_certonly(names: Iterable[str], webroot: str, email: str) -> tuple[st
         "certbot", "certonly", "--webroot", "-w", webroot, *domains, "--non-interactive", "--agree-tos",
         "-m", email, "--keep-until-expiring", "--cert-name", next(iter(names)),
     )
+
+
+# Reading state (the parsers live in garrison.facts).
+NGINX_PID = "/run/nginx.pid"
+
+
+def ps_all() -> tuple[str, ...]:
+    return ("ps", "-eo", "pid=,ppid=,args=")
+
+
+def file_size(path: str) -> tuple[str, ...]:
+    return ("stat", "-c", "%s", path)
+
+
+def tail_from(path: str, offset: int) -> tuple[str, ...]:
+    """The bytes of path after offset (a log since a step began)."""
+    return ("tail", "-c", f"+{offset + 1}", path)
+
+
+def list_dir(*folders: str) -> tuple[str, ...]:
+    """The entries directly inside folders (missing folders are skipped, rc 1)."""
+    return ("find", *folders, "-mindepth", "1", "-maxdepth", "1")
+
+
+def group_exists(group: str) -> tuple[str, ...]:
+    return ("getent", "group", group)
+
+
+def rename(src: str, dest: str) -> tuple[str, ...]:
+    """Atomic rename within one filesystem; dest, when a folder, is replaced (-T)."""
+    return ("mv", "-T", src, dest)
+
+
+def ufw_status() -> tuple[str, ...]:
+    return ("ufw", "status")
+
+
+def ufw_added() -> tuple[str, ...]:
+    return ("ufw", "show", "added")
+
+
+
+def copy_tree(src: str, dest: str) -> tuple[str, ...]:
+    """A copy of src at dest with symlinks followed (a scratch tree to check a config in)."""
+    return ("cp", "-rL", src, dest)
+
+
+def rewrite_paths(folder: str, old: str, new: str) -> tuple[str, ...]:
+    """Replace the path prefix old with new in every file under folder."""
+    return ("find", folder, "-type", "f", "-exec", "sed", "-i", "-e", f"s#{old}#{new}#g", "{}", "+")
+
+
+def list_sizes(folder: str) -> tuple[str, ...]:
+    """"NAME SIZE" lines of the files directly in folder."""
+    return ("find", folder, "-mindepth", "1", "-maxdepth", "1", "-printf", "%f %s\\n")
+
+
+def as_app(tool: ToolLayout, env_file: str, user: str, cwd: str, env: dict[str, str], argv: Iterable[str]) -> tuple[str, ...]:
+    """Run argv as the app user in cwd, with the app's secrets.
+
+    garrison-exec (root) reads the root-only env file and drops to the user, so the
+    secrets never appear in an argv (ps, /proc/*/cmdline) or in a remote shell's
+    command line; only the non-secret variables in env are on this one."""
+    return (
+        "/usr/bin/python3", tool.exec_helper, env_file, user, "--",
+        "/usr/bin/env", "-C", cwd, *(f"{k}={v}" for k, v in env.items()), *argv,
+    )
+
+
+def as_app_shell(tool: ToolLayout, env_file: str, user: str, cwd: str, env: dict[str, str], command: str) -> tuple[str, ...]:
+    """A shell command line (a hook) run like as_app."""
+    return as_app(tool, env_file, user, cwd, env, ("/bin/sh", "-c", command))
+
+
+def find_named(folder: str, pattern: str) -> tuple[str, ...]:
+    return ("find", folder, "-name", pattern)
+
+
+def process_age(pid: int) -> tuple[str, ...]:
+    """Seconds since pid started."""
+    return ("ps", "-o", "etimes=", "-p", str(pid))
+
+
+def children(pid: int) -> tuple[str, ...]:
+    return ("ps", "-o", "pid=", "--ppid", str(pid))

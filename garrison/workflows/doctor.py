@@ -18,7 +18,7 @@ from garrison import commands as C
 from garrison import facts as F
 from garrison.config import Project
 from garrison.diagnose.rules import NGINX_PID, Report, diagnose
-from garrison.errors import HostError
+from garrison.errors import DeployError, HostError
 from garrison.facts.doctor import (
     FIND_FORMAT,
     STAT_FORMAT,
@@ -31,8 +31,7 @@ from garrison.facts.doctor import (
 )
 from garrison.hosts import Executor
 from garrison.layout import SLOTS
-from garrison.workflows import Run
-from garrison.workflows.up import Up
+from garrison.state import AppOnHost
 
 # Run by the venv's python, as the app user, in the release (argv[1] = app.entry).
 # It fails where gunicorn's `import_app` would, and prints the traceback.
@@ -108,29 +107,33 @@ def _link(host: Executor, path: str) -> str | None:
 # ---- what each part of the path needs ---------------------------------------------------
 
 
-def _release(u: Up, path: str, slot: str, worker_class: str, env: dict[str, str]) -> ReleaseFacts:
+def _release(u: AppOnHost, path: str, slot: str, worker_class: str, env: dict[str, str]) -> ReleaseFacts:
     """A release's interpreter, and whether its app (and gevent) import as the app user."""
     h, cfg = u.host, u.cfg
     python = _resolve(h, f"{path}/.venv/bin/python")
     venv_bin = _resolve(h, f"{path}/.venv/bin")
     if python is None or venv_bin is None:
         return ReleaseFacts(id=posixpath.basename(path), path=path, python=python, venv_bin=venv_bin)
-    as_app = ("runuser", "-u", cfg.user, "--", "env", "-C", path, f"{path}/.venv/bin/python")
-    # What the service manager gives gunicorn; and no .pyc written into the release.
-    run_env = {"HOME": u.L.base, "GARRISON_SLOT": slot, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", **env}
-    gevent = _run(h, (*as_app, "-c", GEVENT_CHECK), IMPORT_TIMEOUT, run_env) if worker_class == "gevent" else None
+    # What the service manager gives gunicorn; and no .pyc written into the release. The
+    # app's secrets reach the check through garrison-exec, never through its argv.
+    run_env = {"HOME": u.L.base, "GARRISON_SLOT": slot, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+
+    def as_app(*args: str) -> tuple[str, ...]:
+        return C.as_app(u.tool, u.L.env_file, cfg.user, path, run_env, (f"{path}/.venv/bin/python", *args))
+
+    gevent = _run(h, as_app("-c", GEVENT_CHECK), IMPORT_TIMEOUT) if worker_class == "gevent" else None
     return ReleaseFacts(
         id=posixpath.basename(path),
         path=path,
         python=python,
         venv_bin=venv_bin,
-        import_check=_run(h, (*as_app, "-c", IMPORT_CHECK, cfg.app.entry), IMPORT_TIMEOUT, run_env),
+        import_check=_run(h, as_app("-c", IMPORT_CHECK, cfg.app.entry), IMPORT_TIMEOUT),
         gevent_check=gevent,
         has_pip=h.exists(f"{venv_bin}/pip"),
     )
 
 
-def _releases(u: Up, state: dict, live: str | None, worker_class: str) -> tuple[str | None, ReleaseFacts | None, ReleaseFacts | None]:
+def _releases(u: AppOnHost, state: dict, live: str | None, worker_class: str) -> tuple[str | None, ReleaseFacts | None, ReleaseFacts | None]:
     """(release listing, the live slot's release, the newest release if it never went live).
 
     `up` records a release in its state only once it is healthy, so a newer
@@ -152,7 +155,7 @@ def _releases(u: Up, state: dict, live: str | None, worker_class: str) -> tuple[
     return listing, live_rel, failed
 
 
-def _deploying(u: Up) -> str | None:
+def _deploying(u: AppOnHost) -> str | None:
     """Who holds the deploy lock, while a deploy runs.
 
     A shared flock succeeds unless a deploy holds the lock. Tried only on an
@@ -164,7 +167,7 @@ def _deploying(u: Up) -> str | None:
     return None
 
 
-def _stat_paths(u: Up, static: dict[str, str | None], releases: Sequence[ReleaseFacts | None]) -> list[str]:
+def _stat_paths(u: AppOnHost, static: dict[str, str | None], releases: Sequence[ReleaseFacts | None]) -> list[str]:
     """Every path a rule judges by owner, group and mode, with the folders above it."""
     L = u.L
     paths = [L.state_file, L.nginx_upstream, L.nginx_site, L.nginx_site_link, NGINX_PID, L.env_file, L.error_log]
@@ -181,7 +184,7 @@ def _stat_paths(u: Up, static: dict[str, str | None], releases: Sequence[Release
     return list(dict.fromkeys(paths))
 
 
-def _slot_status(u: Up, systemd: bool) -> dict[str, Output]:
+def _slot_status(u: AppOnHost, systemd: bool) -> dict[str, Output]:
     h, L = u.host, u.L
     if systemd:
         show = ("show", "-p", "ActiveState", "-p", "SubState", "-p", "Result")
@@ -194,7 +197,7 @@ def _slot_status(u: Up, systemd: bool) -> dict[str, Output]:
 
 def collect(project: Project, host: Executor) -> DoctorFacts:
     """Everything the rules look at, read from host; changes nothing on it."""
-    u = Up(project=project, host=host, run=Run())
+    u = AppOnHost(project.config, host)
     cfg, L, h = u.cfg, u.L, host
     if h.run(("id", "-u"), check=False).stdout.strip() != "0":
         # Without root, runuser, nginx -T and the env file are out of reach, and
@@ -273,3 +276,14 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
 def doctor(project: Project, host: Executor) -> Report:
     """Read the host, then explain it: findings in request-path order, and the cause."""
     return diagnose(collect(project, host))
+
+
+def explain(project: Project, host: Executor, exc: DeployError) -> DeployError:
+    """A failed deploy on host, with doctor's cause (read on that same host) appended."""
+    try:
+        cause = doctor(project, host).cause
+    except Exception:  # explaining must never hide the deploy's own error
+        cause = None
+    if cause is not None and cause.status != "ok":
+        exc.args = (f"{exc}\ndoctor ({cause.hop}, {cause.check}): {cause.evidence}\n  fix: {cause.fix}",)
+    return exc

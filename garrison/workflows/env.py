@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import re
 
+from garrison import commands as C
 from garrison.config import Project
 from garrison.errors import ConfigError
 from garrison.hosts import Executor
 from garrison.workflows import CHANGED, Run
-from garrison.workflows.up import Up, parse_env_file
+from garrison.state import AppOnHost
+from garrison.workflows.up import restart
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -39,8 +41,7 @@ def render_env_file(env: dict[str, str]) -> str:
 
 
 def read_env(project: Project, host: Executor) -> dict[str, str]:
-    u = Up(project=project, host=host, run=Run())
-    return parse_env_file((host.read_file(u.L.env_file) or b"").decode(errors="replace"))
+    return AppOnHost(project.config, host).app_env()
 
 
 def mask(value: str) -> str:
@@ -49,11 +50,11 @@ def mask(value: str) -> str:
 
 def change_env(project: Project, host: Executor, run: Run, *, set_: dict[str, str], unset: list[str]) -> list[str]:
     """Apply the change under the deploy lock, then restart the current release blue/green."""
-    u = Up(project=project, host=host, run=run)
+    u = AppOnHost(project.config, host)
     changed: list[str] = []
 
     def write() -> None:
-        env = parse_env_file((host.read_file(u.L.env_file) or b"").decode(errors="replace"))
+        env = u.app_env()
         for key, value in set_.items():
             if env.get(key) != value:
                 env[key] = value
@@ -69,10 +70,12 @@ def change_env(project: Project, host: Executor, run: Run, *, set_: dict[str, st
 
     if not u.read_state().get("current"):
         # Nothing deployed yet: just write the file; the first `up` reads it.
-        host.ensure_dir(u.L.shared, mode=0o750, owner=project.config.user, group=project.config.user) if host.run(
-            ("id", "-u", project.config.user), check=False
-        ).ok else host.ensure_dir(u.L.shared, mode=0o750)
+        user = project.config.user
+        if host.run(C.user_exists(user), check=False).ok:
+            host.ensure_dir(u.L.shared, mode=0o750, owner=user, group=user)
+        else:
+            host.ensure_dir(u.L.shared, mode=0o750)
         write()
         return changed
-    u(restart="environment changed", locked=write)
+    restart(project, host, run, "environment changed", locked=write)
     return changed

@@ -12,11 +12,9 @@ for that host, and the outcome of every host comes back as a HostOutcome.
 from __future__ import annotations
 
 import dataclasses
-import io
 import ipaddress
 import os
 import posixpath
-import tarfile
 import threading
 import time
 import traceback
@@ -32,10 +30,14 @@ from garrison.config.model import Host
 from garrison.errors import ConfigError, DeployError, GarrisonError
 from garrison.hosts import Executor
 from garrison.layout import Layout
+from garrison.state import AppOnHost
+from garrison.steps import execute
+from garrison.steps.system import System
 from garrison.workflows import CHANGED, SKIPPED, Reporter, Run
+from garrison.workflows.doctor import explain
+from garrison.workflows.up import context, rollback, up
 
 DEFAULT_APP_PORT = 8000
-REMOTE_WHEELHOUSE = "/var/cache/garrison/wheels"
 LB_MAX_FAILS = 2
 LB_FAIL_TIMEOUT = "5s"
 
@@ -139,51 +141,6 @@ def host_project(project: Project, host: Host) -> Project:
 
 
 # ---------------------------------------------------------------------------
-# The wheelhouse: pip without a route out
-
-
-def local_wheelhouse(option: str | None = None) -> Path | None:
-    value = option or os.environ.get("GARRISON_WHEELHOUSE")
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    if not path.is_dir():
-        raise ConfigError(f"wheelhouse {path}: no such folder (--wheelhouse / GARRISON_WHEELHOUSE)")
-    return path
-
-
-def sync_wheelhouse(host: Executor, local: Path, remote: str = REMOTE_WHEELHOUSE) -> tuple[str, int]:
-    """Copy the wheels the host lacks into `remote` (one tar through extract_tar). (remote, copied)."""
-    wanted = sorted(p for p in local.iterdir() if p.is_file() and p.suffix in (".whl", ".gz", ".zip", ".tar"))
-    host.ensure_dir(remote, mode=0o755)
-    have = set(host.run(("find", remote, "-mindepth", "1", "-maxdepth", "1", "-printf", "%f %s\\n"), check=False).stdout.splitlines())
-    missing = [p for p in wanted if f"{p.name} {p.stat().st_size}" not in have]
-    if missing:
-        buf = io.BytesIO()
-        # Wheels are zip files already: gzip level 1 costs little and the executor wants gzip.
-        with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
-            for p in missing:
-                info = tar.gettarinfo(str(p), arcname=p.name)
-                info.uid = info.gid = 0
-                info.uname = info.gname = "root"
-                info.mode = 0o644
-                with open(p, "rb") as f:
-                    tar.addfile(info, f)
-        host.extract_tar(buf.getvalue(), remote)
-    return remote, len(missing)
-
-
-def wheelhouse_args(up, remote: str | None) -> list[str]:
-    return ["--no-index", "--find-links", remote] if remote else []
-
-
-def wheelhouse_for(up) -> Path | None:
-    """The local wheelhouse an Up should install from: its `wheelhouse` attribute, else the env."""
-    local = getattr(up, "wheelhouse", None)
-    return Path(local) if local else local_wheelhouse()
-
-
-# ---------------------------------------------------------------------------
 # Deploying: one host, many in parallel, rolling behind the LB
 
 
@@ -230,19 +187,19 @@ class FleetDeploy:
 
     # -- one host ---------------------------------------------------------
     def deploy_one(self, host: Host, outcome: HostOutcome | None = None, action: str = "deploy", release: str | None = None) -> HostOutcome:
-        from garrison.workflows.up import Up
-
         out = outcome or HostOutcome(host.name)
         out.run = Run(reporter=self.reporter_for(host.name))
         t0 = time.monotonic()
         try:
-            u = Up(project=host_project(self.project, host), host=self.executor(host), run=out.run)
-            u.wheelhouse = self.wheelhouse  # read by ensure_tool_venv / ensure_venv
+            proj, ex = host_project(self.project, host), self.executor(host)
             if action == "rollback":
-                u(rollback_to=release, rollback=True)
+                rollback(proj, ex, out.run, release, wheelhouse=self.wheelhouse)
             else:
-                u()
+                up(proj, ex, out.run, wheelhouse=self.wheelhouse)
             out.ok = True
+        except DeployError as exc:
+            # The cause, read on that host (its logs, its nginx), not on this machine.
+            out.error = str(explain(proj, ex, exc)) or type(exc).__name__
         except GarrisonError as exc:
             out.error = str(exc) or type(exc).__name__
         except Exception as exc:  # a bug: keep the other hosts going, show the traceback for this one
@@ -391,11 +348,8 @@ class LoadBalancer:
 
     def live_port(self, host: Host) -> int | None:
         """The port of the slot that serves on app host `host` (from its own upstream include)."""
-        from garrison.workflows.up import Up
-
         proj = host_project(self.fleet.project, host)
-        u = Up(project=proj, host=self.fleet.executor(host), run=Run())
-        slot = u.live_slot()
+        slot = AppOnHost(proj.config, self.fleet.executor(host)).live_slot()
         if slot is None:
             return None
         return int(Layout.of(proj.config).bind_address(slot).rpartition(":")[2])
@@ -483,11 +437,10 @@ class LoadBalancer:
     def ensure(self, run: Run) -> None:
         """nginx on the LB: static files (its own copy of the release's), the upstream of every
         app host at its live port, the site; validated before it goes live."""
-        from garrison.workflows.up import Up
-
         ex = self.ex
-        u = Up(project=self.fleet.project, host=ex, run=run)
-        facts = u.check_system()  # Debian, root, nginx installed
+        ctx = context(self.fleet.project, ex, run)
+        execute(ctx, [System()])  # Debian, root, nginx installed
+        facts = ctx.hf
         with run.step("lb-static", f"static files on {self.host.name}") as st:
             static_dir = None
             packed = self.static_archive()

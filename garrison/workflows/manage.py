@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import posixpath
-import time
 from dataclasses import dataclass, field
 
 from garrison import commands as C
 from garrison import facts as F
+from garrison.clock import Clock
 from garrison.config import Project
 from garrison.errors import HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout
+from garrison.state import AppOnHost
+from garrison.steps import slots
 from garrison.workflows import CHANGED, Run
-from garrison.workflows.up import Up
+from garrison.workflows.up import context
 
 
 @dataclass
@@ -23,23 +23,12 @@ class Status:
     healthy: bool = False
 
 
-def _host_facts(u: Up):
-    from garrison.workflows.up import HostFacts
-
-    h = u.host
-    return HostFacts(
-        systemd=F.parse_pid1((h.read_file("/proc/1/comm") or b"").decode()),
-        ipv6=h.exists("/proc/net/if_inet6"),
-        nginx_user=F.parse_nginx_user((h.read_file("/etc/nginx/nginx.conf") or b"").decode(errors="replace")),
-    )
-
-
 def _proc_info(h: Executor, pid: int) -> tuple[int, float] | None:
     """(number of child processes, uptime in seconds) of a running pid."""
-    res = h.run(("ps", "-o", "etimes=", "-p", str(pid)), check=False)
+    res = h.run(C.process_age(pid), check=False)
     if not res.ok or not res.stdout.strip():
         return None
-    kids = h.run(("ps", "-o", "pid=", "--ppid", str(pid)), check=False).stdout.split()
+    kids = h.run(C.children(pid), check=False).stdout.split()
     return len(kids), float(res.stdout.strip())
 
 
@@ -53,9 +42,9 @@ def _ago(seconds: float) -> str:
 
 
 def status(project: Project, host: Executor) -> Status:
-    u = Up(project=project, host=host, run=Run())
+    u = AppOnHost(project.config, host)
     L, h = u.L, host
-    facts = _host_facts(u)
+    facts = u.host_facts()
     state = u.read_state()
     st = Status()
     if not state:
@@ -76,7 +65,7 @@ def status(project: Project, host: Executor) -> Status:
         elif slot == live:
             st.rows.append((f"gunicorn {slot}", f"NOT running under {manager}"))
     nginx_pid = F.parse_pid(h.read_file("/run/nginx.pid"))
-    nginx_ok = u.nginx_running(facts)
+    nginx_ok = u.nginx_running()
     st.rows.append(("nginx", f"running, pid {nginx_pid}" if nginx_ok else "NOT running"))
     st.rows.append(("site", L.nginx_site + (" (enabled)" if h.exists(L.nginx_site_link) else " (NOT enabled)")))
     result = u.probe(f"127.0.0.1:{project.config.server.port}", deadline=2.0)
@@ -86,13 +75,11 @@ def status(project: Project, host: Executor) -> Status:
     return st
 
 
-def log_path(project: Project, which: str) -> str:
+def log_path(project: Project, host: Executor, which: str) -> str:
+    """The file `garrison logs WHICH` shows, on host (the live slot's, for supervisor)."""
     L = Layout.of(project.config)
     if which == "supervisor":
-        from garrison.hosts.local import LocalExecutor
-
-        live = Up(project=project, host=LocalExecutor(), run=Run()).live_slot() or "blue"
-        return L.supervisor_log(live)
+        return L.supervisor_log(AppOnHost(project.config, host).live_slot() or "blue")
     return {
         "error": L.error_log,
         "access": L.access_log,
@@ -101,16 +88,16 @@ def log_path(project: Project, which: str) -> str:
     }[which]
 
 
-def _end_user_processes(h: Executor, uid: int, grace: float = 5.0) -> None:
+def _end_user_processes(h: Executor, uid: int, clock: Clock, grace: float = 5.0) -> None:
     """userdel refuses while the user runs anything: a stopped master's workers can
     outlive it for a moment (they notice the orphaning on their next beat), so wait
     for them, then end the stragglers by PID."""
 
     def left_after(seconds: float) -> list[int]:
-        end = time.monotonic() + seconds
+        end = clock.monotonic() + seconds
         # Not res.ok: awk complains (and exits 2) about a process that ends while it reads.
-        while (pids := F.running_pids(h.run(C.user_processes(uid), check=False).stdout)) and time.monotonic() < end:
-            time.sleep(0.1)
+        while (pids := F.running_pids(h.run(C.user_processes(uid), check=False).stdout)) and clock.monotonic() < end:
+            clock.sleep(0.1)
         return pids
 
     pids = left_after(grace)
@@ -123,23 +110,24 @@ def _end_user_processes(h: Executor, uid: int, grace: float = 5.0) -> None:
 
 
 def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> None:
-    u = Up(project=project, host=host, run=run)
+    ctx = context(project, host, run)
+    u = ctx.app
     L, h, cfg = u.L, host, project.config
-    facts = _host_facts(u)
+    facts = ctx.facts = u.host_facts()
     state = u.read_state()
     with run.step("nginx", "removing the site") as st:
         removed = [p for p in (L.nginx_site_link, L.nginx_site, L.nginx_upstream) if h.remove(p)]
         if state.get("default_site_disabled") and h.exists("/etc/nginx/sites-available/default"):
             h.ensure_symlink("/etc/nginx/sites-available/default", "/etc/nginx/sites-enabled/default")
             removed.append("restored the distribution's default site")
-        left = h.run(("find", "/etc/nginx/garrison", "-name", "*.upstream.conf"), check=False).stdout.split()
+        left = h.run(C.find_named("/etc/nginx/garrison", "*.upstream.conf"), check=False).stdout.split()
         if not left:
             # The last Garrison app is gone: its catch-all sites go too.
             for port in {cfg.server.port}:
                 for path in (u.tool.catchall_link(port), u.tool.catchall_site(port)):
                     if h.remove(path):
                         removed.append(path)
-        if removed and u.nginx_running(facts):
+        if removed and u.nginx_running():
             res = h.run(C.nginx_test(), check=False)
             if res.ok:
                 h.run(C.systemctl("reload", "nginx") if facts.systemd else C.nginx_reload())
@@ -148,44 +136,50 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
         else:
             st.detail = "no site"
     with run.step("service", "stopping gunicorn") as st:
+        running = [slot for slot in SLOTS if u.slot_running(facts, slot)]
         for slot in SLOTS:
-            u.stop_slot(facts, slot)
+            slots.stop(ctx, slot)
         gone = [p for p in (L.systemd_unit,) + tuple(L.supervisor_program_conf(s) for s in SLOTS) if h.remove(p)]
         if facts.systemd and gone:
             h.run(C.systemctl("daemon-reload"), check=False)
-        st.status, st.detail = CHANGED, "slots stopped"
+        if running or gone:
+            st.status, st.detail = CHANGED, f"slots stopped ({', '.join(running) or 'none was running'})"
+        else:
+            st.detail = "no slot was running"
         state["slots"] = {}
         if h.exists(L.base):
             u.write_state(state)
     if not purge:
         return
     with run.step("purge", "removing the app's user, files and logs") as st:
-        for path in (L.base, L.log_dir, L.etc_dir, L.logrotate, L.p(f"/etc/init/{cfg.app.name}.conf")):
-            h.remove(path)
+        removed = [path for path in (L.base, L.log_dir, L.etc_dir, L.logrotate, L.p(f"/etc/init/{cfg.app.name}.conf"))
+                   if h.remove(path)]
         uid = h.run(C.user_exists(cfg.user), check=False)
         if uid.ok:  # `id -u` printed the uid
-            _end_user_processes(h, int(uid.stdout))
+            removed.append(f"user {cfg.user}")
+            _end_user_processes(h, int(uid.stdout), ctx.clock)
             res = h.run(C.delete_user(cfg.user), check=False)
             if not res.ok:
                 raise HostError(
                     f"{h.name}: could not remove user {cfg.user}: {(res.stderr or res.stdout).strip()[-200:]}; "
                     f"stop its processes, then run: userdel {cfg.user}"
                 )
-        if h.run(("getent", "group", cfg.user), check=False).ok:
+        if h.run(C.group_exists(cfg.user), check=False).ok:
             h.run(C.delete_group(cfg.user), check=False)
         # Garrison's own supervisord goes too once no app is left under it.
         T = u.tool
-        left = h.run(("find", T.supervisor_include_dir, "-name", "*.conf"), check=False).stdout.split()
+        left = h.run(C.find_named(T.supervisor_include_dir, "*.conf"), check=False).stdout.split()
         if not left and not facts.systemd:
             pid = u.supervisord_pid()
             if pid:
                 h.run(C.kill("TERM", pid), check=False)
-                end = time.monotonic() + 30
-                while time.monotonic() < end and h.run(C.kill("0", pid), check=False).ok:
-                    time.sleep(0.1)
+                end = ctx.clock.monotonic() + 30
+                while ctx.clock.monotonic() < end and u.alive(pid):
+                    ctx.clock.sleep(0.1)
             for path in (T.boot_entry, T.supervisord_conf, T.supervisor_include_dir):
                 h.remove(path)
-        st.status, st.detail = CHANGED, f"removed {L.base}, {L.log_dir}, {L.etc_dir} and user {cfg.user}"
+        if removed:
+            st.status, st.detail = CHANGED, f"removed {', '.join(removed)}"
+        else:
+            st.detail = f"nothing to remove: {cfg.app.name} has no files, logs or user on {h.name}"
 
-
-__all__ = ["status", "log_path", "down", "posixpath", "os"]

@@ -25,7 +25,9 @@ from garrison.config import Project
 from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
 from garrison.workflows import CHANGED, SKIPPED, Run
-from garrison.workflows.firewall import allow_ssh_and_web, sshd_config_path
+from garrison.steps import execute
+from garrison.steps.firewall_rules import allow_ssh_and_web, sshd_config_path
+from garrison.workflows.up import PREPARE, context
 
 HARDEN_FILE = "/etc/ssh/sshd_config.d/garrison.conf"
 INCLUDE_LINE = "Include /etc/ssh/sshd_config.d/*.conf"
@@ -45,13 +47,8 @@ class Provision:
     connect_as: Callable[[str], Executor] | None = None
 
     def __call__(self) -> None:
-        from garrison.workflows.up import Up
-
-        u = Up(project=self.project, host=self.host, run=self.run)
-        u.wheelhouse = self.wheelhouse
-        facts = u.check_system()
-        u.ensure_tool_venv(facts)
-        u.ensure_user_and_folders(facts)
+        # The same first steps as `up`: packages, Garrison's venv, the app user.
+        execute(context(self.project, self.host, self.run, wheelhouse=self.wheelhouse), PREPARE)
         has_sudo = self.ensure_sudo()
         self.ensure_deploy_user()
         if has_sudo:

@@ -800,9 +800,9 @@ def test_failed_release_ok_and_unknown():
 
 
 def test_the_gevent_spec_is_the_one_up_installs():
-    from garrison.workflows.up import GUNICORN_SPEC
+    from garrison.steps.venv import GEVENT_SPEC
 
-    assert R.GUNICORN_SPEC == GUNICORN_SPEC
+    assert R.GUNICORN_SPEC == GEVENT_SPEC
 
 
 def test_an_unprobed_slot_alone_is_no_cause():

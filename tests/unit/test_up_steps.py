@@ -12,7 +12,11 @@ from garrison.errors import HostError
 from garrison.hosts import Executor, HostLock, Result, Stat
 from garrison.workflows import CHANGED, SKIPPED, Run
 from garrison.workflows.provision import Provision
-from garrison.workflows.up import Up, parse_env_file
+from garrison.state import parse_env_file
+from garrison.steps import execute
+from garrison.steps.firewall import Firewall
+from garrison.steps.system import System
+from garrison.workflows.up import context
 
 FEDORA = b'NAME="Fedora Linux"\nID=fedora\nPRETTY_NAME="Fedora Linux 40"\n'
 DEBIAN = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\n'
@@ -60,7 +64,7 @@ def project(tmp_path) -> Project:
 def test_up_refuses_a_non_debian_system(tmp_path):
     host = FakeHost({"/etc/os-release": FEDORA})
     with pytest.raises(HostError, match="Fedora Linux 40 is not supported; garrison up needs Debian or Ubuntu"):
-        Up(project(tmp_path), host, Run()).check_system()
+        execute(context(project(tmp_path), host, Run()), [System()])
     assert not any(a[0] == "apt-get" for a in host.ran)
 
 
@@ -70,7 +74,7 @@ def test_up_as_non_root_with_missing_packages_names_the_command(tmp_path):
         {("id", "-u"): Result((), 0, "1000\n", ""), ("dpkg-query",): Result((), 0, "nginx\tii \n", "")},
     )
     with pytest.raises(HostError) as exc:
-        Up(project(tmp_path), host, Run()).check_system()
+        execute(context(project(tmp_path), host, Run()), [System()])
     assert "missing packages python3-venv and not root" in str(exc.value)
     assert "sudo apt-get update && sudo apt-get install -y python3-venv" in str(exc.value)
     assert not any(a[0] == "apt-get" for a in host.ran)
@@ -82,7 +86,9 @@ def test_up_as_root_installs_only_what_is_missing(tmp_path):
         {("id", "-u"): Result((), 0, "0\n", ""), ("dpkg-query",): Result((), 0, "python3-venv\tii \n", "")},
     )
     run = Run()
-    facts = Up(project(tmp_path), host, run).check_system()
+    ctx = context(project(tmp_path), host, run)
+    execute(ctx, [System()])
+    facts = ctx.hf
     installs = [a for a in host.ran if a[:2] == ("apt-get", "install")]
     assert installs == [("apt-get", "install", "-y", "-q", "--no-install-recommends", "nginx")]
     assert run.steps[0].status == CHANGED and facts.systemd
@@ -98,7 +104,7 @@ def test_firewall_opens_ssh_first_and_only_what_is_missing(tmp_path):
         },
     )
     run = Run()
-    Up(project(tmp_path), host, run).ensure_firewall()
+    execute(context(project(tmp_path), host, run), [Firewall()])
     allows = [a for a in host.ran if a[:2] == ("ufw", "allow")]
     assert allows == [("ufw", "allow", "2222/tcp"), ("ufw", "allow", "80/tcp")]
     assert run.steps[-1].status == CHANGED and "ufw active" in run.steps[-1].detail
@@ -107,7 +113,7 @@ def test_firewall_opens_ssh_first_and_only_what_is_missing(tmp_path):
 def test_firewall_is_skipped_without_ufw(tmp_path):
     host = FakeHost({}, {("sh", "-c"): Result((), 1, "", "")})
     run = Run()
-    Up(project(tmp_path), host, run).ensure_firewall()
+    execute(context(project(tmp_path), host, run), [Firewall()])
     assert run.steps[-1].status == SKIPPED
     assert not any(a[0] == "ufw" for a in host.ran)
 

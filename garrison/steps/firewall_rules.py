@@ -27,12 +27,17 @@ def ssh_port(h: Executor) -> int:
     return F.parse_sshd_port((h.read_file(sshd_config_path(h)) or b"").decode(errors="replace"))
 
 
+def missing_rules(h: Executor, http_port: int) -> tuple[list[str], list[str]]:
+    """(the rules wanted, the ones ufw lacks), the SSH rule first."""
+    added = F.parse_ufw_added(h.run(C.ufw_added(), check=False).stdout)
+    want = [f"{ssh_port(h)}/tcp", f"{http_port}/tcp", "443/tcp"]
+    return want, [rule for rule in want if rule not in added]
+
+
 def allow_ssh_and_web(h: Executor, http_port: int) -> tuple[list[str], list[str]]:
     """Add the missing rules, the SSH one first so that an active firewall never locks the
     operator out; returns (the rules wanted, the rules just added)."""
-    added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
-    want = [f"{ssh_port(h)}/tcp", f"{http_port}/tcp", "443/tcp"]
-    opened = [rule for rule in want if rule not in added]
+    want, opened = missing_rules(h, http_port)
     for rule in opened:
         h.run(C.ufw_allow(rule))
     return want, opened
