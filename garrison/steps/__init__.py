@@ -83,6 +83,7 @@ class Context:
     state: dict[str, Any] = field(default_factory=dict)
     live: str | None = None  # the slot nginx serves from when the run began
     rid: str | None = None  # the release this run makes live
+    new_release: bool = False  # rid is copied by this run (with its .venv link)
     reqhash: str | None = None
     cutover: Cutover | None = None
     slot_decision: Decision | None = None  # decided once: the hook needs it before the slot step

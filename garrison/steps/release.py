@@ -38,7 +38,7 @@ class Release:
                 ctx.state["releases"] = [r for r in ctx.state["releases"] if r != rid] + [rid]
                 return unchanged(self.name, f"{rid} already holds this code ({len(files)} files)")
         rid = ctx.clock.now().strftime("%Y%m%dT%H%M%SZ") + "-" + digest
-        ctx.rid = rid
+        ctx.rid, ctx.new_release = rid, True
         ctx.state.setdefault("releases", []).append(rid)
         return change(self.name, f"new release {rid} ({len(files)} files)", data=files)
 

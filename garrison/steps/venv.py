@@ -49,7 +49,8 @@ class Venv:
         assert ctx.rid is not None and ctx.reqhash is not None
         venv = L.venv(ctx.reqhash)
         link = h.stat(posixpath.join(L.release(ctx.rid), ".venv"))
-        linked = link is not None and link.link_target == venv
+        # A new release is copied with its link to this venv (the release step).
+        linked = ctx.new_release or (link is not None and link.link_target == venv)
         if h.exists(posixpath.join(venv, COMPLETE)):
             if linked:
                 return unchanged(self.name, f"reused {ctx.reqhash} (requirements unchanged)")
