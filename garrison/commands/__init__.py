@@ -6,7 +6,7 @@ Pure. The workflows hand these tuples to an executor, which quotes them once
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from garrison.layout import Layout, ToolLayout
 

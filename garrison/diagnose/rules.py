@@ -26,8 +26,9 @@ import json
 import posixpath
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from garrison import commands as C
 from garrison import diagnose as D

@@ -9,7 +9,7 @@ import pwd
 import stat as stat_mod
 import subprocess
 import tempfile
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from garrison import commands as C
 from garrison.errors import CommandFailed, LockHeld

@@ -48,7 +48,8 @@ import stat as stat_mod
 import threading
 import time
 import weakref
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from garrison import commands as C
 from garrison.errors import CommandFailed, HostError, LockHeld
@@ -209,7 +210,7 @@ def _call(coro, timeout: float | None = None):
         raise
 
 
-_OPEN_EXECUTORS: "weakref.WeakSet[SSHExecutor]" = weakref.WeakSet()
+_OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
 
 
 @atexit.register
@@ -381,7 +382,7 @@ class SSHExecutor(Executor):
     def sudo(self) -> bool:
         return self.user != "root"
 
-    def connect(self) -> "SSHExecutor":
+    def connect(self) -> SSHExecutor:
         """Open the connection now (otherwise the first command does); raises HostError."""
         _call(self._connection())
         return self
@@ -396,7 +397,7 @@ class SSHExecutor(Executor):
         except Exception:
             pass
 
-    def __enter__(self) -> "SSHExecutor":
+    def __enter__(self) -> SSHExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -676,8 +677,6 @@ class SSHExecutor(Executor):
         return _call(self._aexec(argv, command, input, timeout))
 
     async def _aexec(self, argv, command: str, input: bytes | None, timeout: float | None):
-        import asyncssh
-
         conn = await self._connection()
         if self._channels is None:
             self._channels = asyncio.Semaphore(_MAX_CHANNELS)
@@ -696,7 +695,7 @@ class SSHExecutor(Executor):
                 # The host enforces the timeout; this is the backstop for a dead link.
                 limit = None if timeout is None else timeout + _TIMEOUT_GRACE + 5
                 out, err = await asyncio.wait_for(proc.communicate(), limit)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.close()
                 return _TIMEOUT_RC, b"", b""
         except (asyncssh.Error, OSError) as exc:
@@ -730,7 +729,7 @@ class SSHExecutor(Executor):
 
     # -- internals: lock ----------------------------------------------------
 
-    async def _lock(self, path: str, holder: str) -> "_SSHLock":
+    async def _lock(self, path: str, holder: str) -> _SSHLock:
         import asyncssh
 
         conn = await self._connection()
@@ -740,7 +739,7 @@ class SSHExecutor(Executor):
         try:
             proc = await conn.create_process(command, encoding=None)
             first = await asyncio.wait_for(proc.stdout.readline(), 30)
-        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
             raise HostError(f"{self.name}: cannot take the lock {path}: {exc or type(exc).__name__}") from None
         if first == b"held\n":
             lock = _SSHLock(self, proc, path)
@@ -799,7 +798,7 @@ class _SSHLock(HostLock):
 
     def beat_age(self) -> float:
         """Seconds since the last heartbeat, counting time spent suspended."""
-        return max(now - then for now, then in zip(_clocks(), self._beat_at))
+        return max(now - then for now, then in zip(_clocks(), self._beat_at, strict=True))
 
     async def _watch_exit(self) -> None:
         try:
