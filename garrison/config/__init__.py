@@ -129,7 +129,7 @@ def parse_config(data: dict[str, Any], source: str = "garrison.toml") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        errors = _clean(exc.errors(include_url=False))
+        errors = _clean([dict(e) for e in exc.errors(include_url=False)])
         lines = list(dict.fromkeys(f"{source}: {_message(e, {})}" for e in errors))
         raise ConfigError("\n".join(lines)) from None
 

@@ -482,8 +482,7 @@ def check_static(facts: F.DoctorFacts) -> Finding:
         if blocked and (blocked[0] == "unknown" or blocked[1] is None):
             what = blocked[1].ls() if blocked[1] else "a folder on the way (not stat'ed)"
             return _f("static", "nginx", "unknown", f"can't tell whether {user} may enter {what}")
-        if blocked:
-            rec = blocked[1]
+        if blocked and (rec := blocked[1]) is not None:  # always a record here: the cases without one returned above
             inside = rec.path == folder or rec.path.startswith(folder + "/")
             said = _nginx_said(_recent_nginx(facts, 'open() "', "(13: Permission denied)"))
             ev = f"{rec.ls()}: {user} (groups {_groups(groups)}) can't enter it{said}"
