@@ -65,8 +65,9 @@ sys.path.insert(0, str(REPO))
 
 try:
     from garrison import render as R
-    from garrison.config import SAMPLE_APP_DIR, parse_config
+    from garrison.config import parse_config
     from garrison.layout import Layout
+    from garrison.project import SAMPLE_APP_DIR
 except ImportError as exc:  # an interpreter without Garrison's dependencies
     project_python = REPO / ".venv/bin/python"
     if project_python.exists() and os.environ.get("GARRISON_BENCH_REEXEC") != "1":

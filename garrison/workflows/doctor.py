@@ -16,7 +16,6 @@ from typing import Sequence
 
 from garrison import commands as C
 from garrison import facts as F
-from garrison.config import Project
 from garrison.diagnose.rules import NGINX_PID, Report, diagnose
 from garrison.errors import HostError
 from garrison.facts.doctor import (
@@ -31,6 +30,7 @@ from garrison.facts.doctor import (
 )
 from garrison.hosts import Executor
 from garrison.layout import SLOTS
+from garrison.project import Project
 from garrison.workflows import Run
 from garrison.workflows.up import Up
 

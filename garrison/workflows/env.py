@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from garrison.config import Project
 from garrison.errors import ConfigError
 from garrison.hosts import Executor
+from garrison.project import Project
 from garrison.workflows import CHANGED, Run
 from garrison.workflows.up import Up, parse_env_file
 

@@ -27,11 +27,12 @@ from typing import Callable, Iterable, Sequence
 from garrison import commands as C
 from garrison import facts as F
 from garrison import source
-from garrison.config import Config, Project
+from garrison.config import Config
 from garrison.config.model import Host
 from garrison.errors import ConfigError, DeployError, GarrisonError
 from garrison.hosts import Executor
 from garrison.layout import Layout
+from garrison.project import Project
 from garrison.workflows import CHANGED, SKIPPED, Reporter, Run
 
 DEFAULT_APP_PORT = 8000

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from garrison import commands as C
 from garrison import facts as F
-from garrison.config import Project
 from garrison.errors import HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout
+from garrison.project import Project
 from garrison.workflows import CHANGED, Run
 from garrison.workflows.up import Up
 

@@ -14,9 +14,9 @@ from garrison import commands as C
 from garrison import facts as F
 from garrison import render as R
 from garrison import source
-from garrison.config import Project
 from garrison.hosts import Executor
 from garrison.layout import other_slot
+from garrison.project import Project
 from garrison.workflows import Run
 from garrison.workflows.up import HostFacts, Up, server_specs
 

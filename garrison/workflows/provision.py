@@ -21,9 +21,9 @@ from typing import Callable
 
 from garrison import commands as C
 from garrison import facts as F
-from garrison.config import Project
 from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
+from garrison.project import Project
 from garrison.workflows import CHANGED, SKIPPED, Run
 from garrison.workflows.firewall import allow_ssh_and_web, sshd_config_path
 

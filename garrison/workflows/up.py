@@ -28,10 +28,11 @@ from garrison import diagnose as D
 from garrison import facts as F
 from garrison import render as R
 from garrison import source
-from garrison.config import Config, Project
+from garrison.config import Config
 from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
+from garrison.project import Project
 from garrison.workflows import CHANGED, SKIPPED, UNCHANGED, Run
 from garrison.workflows.firewall import allow_ssh_and_web
 
@@ -952,6 +953,6 @@ def rollback(project: Project, host: Executor, run: Run, release: str | None = N
 
 
 def sample_project_path() -> Path:
-    from garrison.config import SAMPLE_APP_DIR
+    from garrison.project import SAMPLE_APP_DIR
 
     return Path(os.fspath(SAMPLE_APP_DIR))

@@ -346,7 +346,7 @@ READ_ONLY = {
 
 
 def test_collect_only_reads(tmp_path):
-    from garrison.config import find_project
+    from garrison.project import find_project
     from garrison.workflows.doctor import collect
 
     (tmp_path / "garrison.toml").write_text('[app]\nname = "demo"\nentry = "main:app"\nrequirements = ""\n')
@@ -363,8 +363,8 @@ def test_collect_only_reads(tmp_path):
 
 
 def test_collect_needs_root(tmp_path):
-    from garrison.config import find_project
     from garrison.errors import HostError
+    from garrison.project import find_project
     from garrison.workflows.doctor import collect
 
     (tmp_path / "garrison.toml").write_text('[app]\nname = "demo"\nentry = "main:app"\nrequirements = ""\n')

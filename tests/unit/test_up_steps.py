@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from garrison.config import Project, parse_config
+from garrison.config import parse_config
 from garrison.errors import HostError
 from garrison.hosts import Executor, HostLock, Result, Stat
+from garrison.project import Project
 from garrison.workflows import CHANGED, SKIPPED, Run
 from garrison.workflows.provision import Provision
 from garrison.workflows.up import Up, parse_env_file
