@@ -32,8 +32,8 @@ from typing import Any, Literal
 
 from garrison import commands as C
 from garrison import diagnose as D
+from garrison.facts import NGINX_PID_FILE, parse_pid, parse_upstream_server
 from garrison.facts import doctor as F
-from garrison.facts import parse_pid, parse_upstream_server
 from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
 
 Status = Literal["ok", "warn", "fail", "unknown"]
@@ -41,7 +41,7 @@ Hop = Literal["client", "nginx", "upstream", "gunicorn", "app"]
 HOPS: tuple[Hop, ...] = ("client", "nginx", "upstream", "gunicorn", "app")
 
 UP = "garrison up"
-NGINX_PID = "/run/nginx.pid"  # Debian's nginx.conf: `pid /run/nginx.pid;`
+NGINX_PID = NGINX_PID_FILE  # (the name workflows/doctor.py imports)
 DISTRO_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 DISK_FAIL_PERCENT = 98
 DISK_WARN_PERCENT = 90
