@@ -248,7 +248,7 @@ def _tree_jiffies(root: int) -> int:
 class CpuMeter:
     """Share of the machine's CPU that processes other than ours used in a window."""
 
-    def __init__(self, procs: "Procs") -> None:
+    def __init__(self, procs: Procs) -> None:
         self.procs = procs
 
     def snapshot(self) -> tuple[int, int, int]:

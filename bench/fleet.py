@@ -95,7 +95,7 @@ def main() -> None:
         env = cli_env(lab, kh, wh)
         _deploy(app3, env)  # first deploy everywhere (not measured)
         one, three = [], []
-        for i in range(ns.runs):  # interleaved: the machine's noise hits both alike
+        for _ in range(ns.runs):  # interleaved: the machine's noise hits both alike
             one.append(_deploy(app3, env, "--host", hosts[0].name))
             three.append(_deploy(app3, env))
         # Code-only deploys: a new release each time, the venv reused.

@@ -65,7 +65,7 @@ class Load:
     def total(self) -> int:
         return sum(self.results.values()) + len(self.failures)
 
-    def __enter__(self) -> "Load":
+    def __enter__(self) -> Load:
         for t in self.threads:
             t.start()
         end = time.monotonic() + 10

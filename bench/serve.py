@@ -65,14 +65,15 @@ sys.path.insert(0, str(REPO))
 
 try:
     from garrison import render as R
-    from garrison.config import SAMPLE_APP_DIR, parse_config
+    from garrison.config import parse_config
     from garrison.layout import Layout
+    from garrison.project import SAMPLE_APP_DIR
 except ImportError as exc:  # an interpreter without Garrison's dependencies
     project_python = REPO / ".venv/bin/python"
     if project_python.exists() and os.environ.get("GARRISON_BENCH_REEXEC") != "1":
         os.environ["GARRISON_BENCH_REEXEC"] = "1"
         os.execv(str(project_python), [str(project_python), __file__, *sys.argv[1:]])
-    raise SystemExit(f"bench/serve.py needs Garrison's dependencies (jinja2, pydantic): {exc}; run ./up or use .venv/bin/python")
+    raise SystemExit(f"bench/serve.py needs Garrison's dependencies (jinja2, pydantic): {exc}; run ./up or use .venv/bin/python") from None
 
 import _stack as S  # noqa: E402
 
@@ -446,14 +447,14 @@ def report(
     def paired(a: tuple[str, str], b: tuple[str, str], attr: str = "rps") -> list[float]:
         if a not in results or b not in results:
             return []
-        return [getattr(x, attr) / getattr(y, attr) for x, y in zip(results[a], results[b]) if getattr(y, attr)]
+        return [getattr(x, attr) / getattr(y, attr) for x, y in zip(results[a], results[b], strict=False) if getattr(y, attr)]
 
     T, G = ("tutorial", "dyn"), ("garrison", "dyn")
     ratio_rows = []
 
     def uneven(a: tuple[str, str], b: tuple[str, str]) -> str:
         """A warning when other work disturbed the two sides of a ratio unequally."""
-        n = sum(1 for x, y in zip(results[a], results[b]) if abs(x.foreign - y.foreign) > 0.2)
+        n = sum(1 for x, y in zip(results[a], results[b], strict=False) if abs(x.foreign - y.foreign) > 0.2)
         return f"; ⚠ others' CPU differed by > 20 points between the two sides in {n} of {len(results[a])} rounds" if n else ""
 
     def ratio(name: str, xs: list[float], target: str, ok: bool | None, extra: str = "") -> None:
@@ -615,7 +616,7 @@ def main(argv: list[str]) -> int:
     if busy:
         raise SystemExit(f"ports in use on 127.0.0.1: {busy}; stop what holds them first")
 
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     t0 = time.monotonic()
     load_before = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     venv = S.app_venv()
@@ -649,7 +650,7 @@ def main(argv: list[str]) -> int:
                 ("tutorial", "flask-static", f"http://127.0.0.1:{TUTORIAL_APP}{IMAGE}"),
             ]
         S.log(f"warm-up: {args.warmup} s per target")
-        for key, kind, url in dyn + static:
+        for _key, _kind, url in dyn + static:
             S.run_wrk(procs, url, args.warmup, args.connections, args.threads)
         for r in range(args.rounds):
             S.log(f"round {r + 1}/{args.rounds}")

@@ -7,7 +7,7 @@ without waiting.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -27,7 +27,7 @@ class SystemClock:
         time.sleep(seconds)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 SYSTEM: Clock = SystemClock()

@@ -28,7 +28,7 @@ class Layout:
     bind: str | None
 
     @classmethod
-    def of(cls, cfg: Config, root: str = "/") -> "Layout":
+    def of(cls, cfg: Config, root: str = "/") -> Layout:
         return cls(app=cfg.app.name, root=root, base_=cfg.base, socket_dir_=cfg.gunicorn.socket, bind=cfg.gunicorn.bind)
 
     def p(self, path: str) -> str:

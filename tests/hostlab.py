@@ -218,7 +218,7 @@ class LabHost:
     veth: str
     state_dir: Path
     host_key_pub: str  # "ssh-ed25519 AAAA... name"
-    lab: "HostLab" = field(repr=False)
+    lab: HostLab = field(repr=False)
     pid: int = 0  # the namespace's PID 1, as the machine sees it
     created_in: float = 0.0  # seconds
     _proc: subprocess.Popen | None = field(default=None, repr=False)

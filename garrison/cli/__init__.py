@@ -97,7 +97,7 @@ config_option = click.option(
 
 
 def _project(config_path: Path | None, sample_if_missing: bool = False):
-    from garrison.config import find_project
+    from garrison.project import find_project
 
     return find_project(Path.cwd(), config=config_path, sample_if_missing=sample_if_missing)
 

@@ -241,8 +241,8 @@ def provision_cmd(config_path: Path | None, host_name: str, deploy_user: str, ke
                   login_user: str | None, trust_new_hosts: bool, wheelhouse: Path | None, deb_cache: Path | None) -> None:
     """Prepare a fresh Debian/Ubuntu HOST of garrison.toml: packages, app user, deploy user with
     your key and sudo, firewall; with --harden-ssh, SSH hardening that never locks you out."""
-    from garrison.workflows import Run
     from garrison.wheelhouse import local_wheelhouse
+    from garrison.workflows import Run
     from garrison.workflows.fleet import SSHOptions, executor_for, select_hosts
     from garrison.workflows.provision import Provision
 

@@ -2,12 +2,17 @@
 
 Pure. The workflows hand these tuples to an executor, which quotes them once
 (SSH) or passes them straight to exec (local). Unit tests compare tuples.
+The argv that only reads a fact lives in `garrison.facts`, beside its parser.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
+# Argv that reads a fact lives in garrison.facts, beside its parser; these two names
+# stay importable from here until the workflows use facts' own (issue 12).
+from garrison.facts import dpkg_status as dpkg_status
+from garrison.facts import user_processes as user_processes
 from garrison.layout import Layout, ToolLayout
 
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -22,10 +27,6 @@ def apt_update() -> tuple[str, ...]:
 
 def apt_install(packages: Iterable[str]) -> tuple[str, ...]:
     return ("apt-get", "install", "-y", "-q", "--no-install-recommends", *packages)
-
-
-def dpkg_status(packages: Iterable[str]) -> tuple[str, ...]:
-    return ("dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n", *packages)
 
 
 def add_system_user(user: str, home: str) -> tuple[str, ...]:
@@ -50,20 +51,6 @@ def extract_tar(dest: str) -> tuple[str, ...]:
     command on every host: no dependence on the Python that runs Garrison (Debian 12's
     3.11.2 has no tarfile extraction filters)."""
     return ("tar", "-xzf", "-", "-C", dest, "--no-same-owner", "--no-same-permissions")
-
-
-# Processes whose real, effective, saved or filesystem uid is $1, as "PID STATE" lines:
-# the same view as userdel's "user is currently used by process N" (which reads
-# /proc/*/status, not the owner of /proc/<pid>: that is root for a non-dumpable process).
-_USER_PROCESSES = (
-    'exec awk -v uid="$1" \'FNR == 1 { st = "" } /^State:/ { st = $2 } '
-    '/^Uid:/ { for (i = 2; i <= 5; i++) if ($i == uid) { split(FILENAME, p, "/"); print p[3], st; break } }\' '
-    "/proc/[0-9]*/status 2>/dev/null"
-)
-
-
-def user_processes(uid: int) -> tuple[str, ...]:
-    return ("sh", "-c", _USER_PROCESSES, "garrison", str(int(uid)))
 
 
 def user_exists(user: str) -> tuple[str, ...]:

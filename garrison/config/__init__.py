@@ -1,16 +1,15 @@
-"""garrison.toml: finding it, parsing it, and turning every mistake into one line.
+"""garrison.toml's text → the frozen `Config`, every mistake turned into one line.
 
-`load_config(path)` returns the frozen `Config`; `find_project(folder)` also
-says where the file was and where the app's code lives. Errors read
-`<file>: <key.path>: expected …, got …`.
+Pure: it is handed the file's text (or its parsed dict) and the name to put
+in error messages, never a path to open. Finding and reading the file, and
+checking that the folders it names exist, is `garrison.project`'s work.
+Errors read `<file>: <key.path>: expected …, got …`.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,23 +19,8 @@ from garrison.errors import ConfigError
 
 __all__ = [
     "App", "Config", "Gunicorn", "Hooks", "Host", "Nginx", "Server", "Static",
-    "Project", "load_config", "parse_config", "find_project", "SAMPLE_APP_DIR",
+    "parse_config", "parse_toml", "settings_table",
 ]
-
-SAMPLE_APP_DIR = Path(__file__).resolve().parent.parent / "sample_app"
-
-
-@dataclass(frozen=True)
-class Project:
-    """A loaded config plus where it came from."""
-
-    config: Config
-    source: Path  # the garrison.toml or pyproject.toml it was read from
-    root: Path  # absolute folder of the app's code
-
-    @property
-    def is_sample(self) -> bool:
-        return self.source.parent == SAMPLE_APP_DIR
 
 
 def _loc(loc: tuple[Any, ...]) -> str:
@@ -129,93 +113,28 @@ def parse_config(data: dict[str, Any], source: str = "garrison.toml") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        errors = _clean(exc.errors(include_url=False))
+        errors = _clean([dict(e) for e in exc.errors(include_url=False)])
         lines = list(dict.fromkeys(f"{source}: {_message(e, {})}" for e in errors))
         raise ConfigError("\n".join(lines)) from None
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found; run `garrison init` in the app's folder to write one") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+def parse_toml(text: str, name: str) -> dict[str, Any]:
+    """A TOML file's text → its tables; a syntax error names the file (`name`) and the line."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # tomllib's message already carries "(at line N, column M)".
-        raise ConfigError(f"{path.name}: TOML syntax error: {exc}") from None
+        raise ConfigError(f"{name}: TOML syntax error: {exc}") from None
 
 
-def load_config(path: Path) -> Config:
-    """Load a garrison.toml, or the [tool.garrison] table of a pyproject.toml."""
-    return load_project(path).config
+def settings_table(data: dict[str, Any], name: str) -> tuple[dict[str, Any], str]:
+    """Garrison's settings in a parsed file named `name`, and the label its errors start with.
 
-
-def load_project(path: Path) -> Project:
-    path = Path(path)
-    data = _read_toml(path)
-    label = path.name
-    if path.name == "pyproject.toml":
+    All of a garrison.toml; the [tool.garrison] table of a pyproject.toml.
+    """
+    if name == "pyproject.toml":
         tool = data.get("tool", {}).get("garrison")
         if tool is None:
-            raise ConfigError(f"{path.name}: no [tool.garrison] table; run `garrison init` to write garrison.toml")
-        data = tool
-        label = "pyproject.toml: tool.garrison"
-    cfg = parse_config(data, label)
-    root = (path.parent / cfg.app.root).resolve()
-    if not root.is_dir():
-        raise ConfigError(f"{label}: app.root: expected an existing folder, got \"{cfg.app.root}\" ({root} does not exist)")
-    if cfg.app.requirements and not (root / cfg.app.requirements).is_file():
-        raise ConfigError(
-            f"{label}: app.requirements: expected a file in the app folder, got \"{cfg.app.requirements}\" "
-            f"({root / cfg.app.requirements} does not exist); set it to \"\" if the app has none"
-        )
-    for i, st in enumerate(cfg.app.static):
-        # A release hook may create the folder on the host: Django's collectstatic
-        # fills STATIC_ROOT (usually git-ignored, so absent from the source) in each
-        # new release before it takes traffic. Without a hook, nothing would.
-        if cfg.hooks.release and not (root / st.path).exists():
-            continue
-        if not (root / st.path).is_dir():
-            raise ConfigError(
-                f"{label}: app.static[{i}].path: expected a folder in the app folder, got \"{st.path}\" "
-                f"({root / st.path} does not exist)"
-            )
-    return Project(config=cfg, source=path.resolve(), root=root)
-
-
-def find_project(folder: Path, *, config: Path | None = None, sample_if_missing: bool = False) -> Project:
-    """The project for `folder`: its garrison.toml, else pyproject's [tool.garrison].
-
-    With `sample_if_missing`, a folder with neither (and no app code) gets the
-    bundled sample app, which is what `garrison up` on a fresh machine serves.
-    """
-    if config is not None:
-        return load_project(config)
-    folder = Path(folder)
-    toml = folder / "garrison.toml"
-    if toml.is_file():
-        return load_project(toml)
-    pyproject = folder / "pyproject.toml"
-    if pyproject.is_file():
-        data = _read_toml(pyproject)
-        if "garrison" in data.get("tool", {}):
-            return load_project(pyproject)
-    if sample_if_missing and not _looks_like_an_app(folder):
-        return load_project(SAMPLE_APP_DIR / "garrison.toml")
-    raise ConfigError(
-        f"{toml}: not found; run `garrison init` here to write one (or run from a folder without an app to serve the sample app)"
-    )
-
-
-# Garrison's own checkout (where the README runs ./up): its pyproject.toml is the
-# tool's, not an app's, so `up` there serves the sample app.
-_OWN_CHECKOUT = Path(__file__).resolve().parents[2]
-
-
-def _looks_like_an_app(folder: Path) -> bool:
-    if folder.resolve() == _OWN_CHECKOUT and (_OWN_CHECKOUT / "garrison" / "sample_app").is_dir():
-        return False
-    return any((folder / n).exists() for n in ("app.py", "main.py", "wsgi.py", "manage.py", "requirements.txt", "pyproject.toml"))
+            raise ConfigError(f"{name}: no [tool.garrison] table; run `garrison init` to write garrison.toml")
+        return tool, "pyproject.toml: tool.garrison"
+    return data, name

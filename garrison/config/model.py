@@ -251,7 +251,7 @@ class Server(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _letsencrypt(self) -> "Server":
+    def _letsencrypt(self) -> Server:
         if self.tls == "letsencrypt":
             if not self.tls_email:
                 raise ValueError('expected tls_email (Let\'s Encrypt needs a contact address) with tls = "letsencrypt"')
@@ -405,7 +405,7 @@ class Gunicorn(_Strict):
         return v
 
     @model_validator(mode="after")
-    def _socket_xor_bind(self) -> "Gunicorn":
+    def _socket_xor_bind(self) -> Gunicorn:
         if self.socket is not None and self.bind is not None:
             raise ValueError("expected either socket (a unix socket) or bind (a TCP port), not both")
         return self

@@ -55,9 +55,9 @@ def boot_failure(log_text: str) -> BootFailure | None:
     if not summary:
         # gunicorn's own one-line errors, e.g. "Failed to find attribute 'app' in 'main'."
         for ln in lines[start:]:
-            for m in ("Failed to find application object", "Application object must be callable",
-                      "Failed to find attribute", "Failed to parse", "Error: class uri", "App failed to load"):
-                if m in ln:
+            for marker in ("Failed to find application object", "Application object must be callable",
+                           "Failed to find attribute", "Failed to parse", "Error: class uri", "App failed to load"):
+                if marker in ln:
                     return BootFailure(summary=_LOG_PREFIX.sub("", ln).strip(), traceback=())
         return BootFailure(summary="gunicorn's workers failed to boot (see the error log)", traceback=tuple(lines[start : start + 20]))
     return BootFailure(summary=summary, traceback=tuple(tb[-20:]))

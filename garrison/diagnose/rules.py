@@ -26,13 +26,14 @@ import json
 import posixpath
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from garrison import commands as C
 from garrison import diagnose as D
+from garrison.facts import NGINX_PID_FILE, parse_pid, parse_upstream_server
 from garrison.facts import doctor as F
-from garrison.facts import parse_pid, parse_upstream_server
 from garrison.layout import SLOTS, Layout, ToolLayout, other_slot
 
 Status = Literal["ok", "warn", "fail", "unknown"]
@@ -40,7 +41,7 @@ Hop = Literal["client", "nginx", "upstream", "gunicorn", "app"]
 HOPS: tuple[Hop, ...] = ("client", "nginx", "upstream", "gunicorn", "app")
 
 UP = "garrison up"
-NGINX_PID = "/run/nginx.pid"  # Debian's nginx.conf: `pid /run/nginx.pid;`
+NGINX_PID = NGINX_PID_FILE  # (the name workflows/doctor.py imports)
 DISTRO_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 DISK_FAIL_PERCENT = 98
 DISK_WARN_PERCENT = 90
@@ -481,8 +482,7 @@ def check_static(facts: F.DoctorFacts) -> Finding:
         if blocked and (blocked[0] == "unknown" or blocked[1] is None):
             what = blocked[1].ls() if blocked[1] else "a folder on the way (not stat'ed)"
             return _f("static", "nginx", "unknown", f"can't tell whether {user} may enter {what}")
-        if blocked:
-            rec = blocked[1]
+        if blocked and (rec := blocked[1]) is not None:  # always a record here: the cases without one returned above
             inside = rec.path == folder or rec.path.startswith(folder + "/")
             said = _nginx_said(_recent_nginx(facts, 'open() "', "(13: Permission denied)"))
             ev = f"{rec.ls()}: {user} (groups {_groups(groups)}) can't enter it{said}"

@@ -1,14 +1,26 @@
-"""Host state: the argv that reads a fact, and a pure parser of its output.
+"""Host state: the argv (or the file) that reads a fact, and a pure parser of its output.
 
-Each fact pairs a command (for the executor) with a parser (unit-tested on
-recorded outputs, including empty and malformed ones).
+Each fact pairs a command for the executor, or the path of the file to read,
+with a parser (unit-tested on recorded outputs, including empty and malformed
+ones). The doctor's larger set of facts lives in `garrison.facts.doctor`.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+# ---- files whose text is a fact (read with the executor's read_file) ------------
+
+OS_RELEASE_FILE = "/etc/os-release"  # → parse_os_release
+PID1_COMM_FILE = "/proc/1/comm"  # → parse_pid1
+NGINX_CONF_FILE = "/etc/nginx/nginx.conf"  # → parse_nginx_user
+NGINX_PID_FILE = "/run/nginx.pid"  # → parse_pid (Debian's nginx.conf: `pid /run/nginx.pid;`)
+SSHD_PID_FILE = "/run/sshd.pid"  # → parse_pid
+SSHD_CONFIG_FILE = "/etc/ssh/sshd_config"  # → parse_sshd_port (unless sshd runs with -f)
+IPV6_FILE = "/proc/net/if_inet6"  # exists when the kernel has IPv6
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,11 @@ def parse_os_release(text: str) -> OsRelease:
         version_id=values.get("VERSION_ID", ""),
         pretty=values.get("PRETTY_NAME", values.get("ID", "an unknown system")),
     )
+
+
+def dpkg_status(packages: Iterable[str]) -> tuple[str, ...]:
+    """Which of packages are installed → parse_dpkg_status."""
+    return ("dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n", *packages)
 
 
 def parse_dpkg_status(text: str) -> set[str]:
@@ -77,6 +94,21 @@ def parse_pid(text: str | bytes | None) -> int | None:
     return int(text) if text.isdigit() and int(text) > 0 else None
 
 
+# Processes whose real, effective, saved or filesystem uid is $1, as "PID STATE" lines:
+# the same view as userdel's "user is currently used by process N" (which reads
+# /proc/*/status, not the owner of /proc/<pid>: that is root for a non-dumpable process).
+_USER_PROCESSES = (
+    'exec awk -v uid="$1" \'FNR == 1 { st = "" } /^State:/ { st = $2 } '
+    '/^Uid:/ { for (i = 2; i <= 5; i++) if ($i == uid) { split(FILENAME, p, "/"); print p[3], st; break } }\' '
+    "/proc/[0-9]*/status 2>/dev/null"
+)
+
+
+def user_processes(uid: int) -> tuple[str, ...]:
+    """The processes of a user, as "PID STATE" lines → running_pids."""
+    return ("sh", "-c", _USER_PROCESSES, "garrison", str(int(uid)))
+
+
 def running_pids(pid_states: str) -> list[int]:
     """PIDs from "PID STATE" lines whose process still runs: zombies (Z) and dead ones (X)
     hold nothing and can't be signalled; only their parent or init ends them."""
@@ -88,6 +120,11 @@ def running_pids(pid_states: str) -> list[int]:
     return pids
 
 
+def ufw_added() -> tuple[str, ...]:
+    """The rules added to ufw, active or not → parse_ufw_added."""
+    return ("ufw", "show", "added")
+
+
 def parse_ufw_added(text: str) -> set[str]:
     """Rules from `ufw show added`, e.g. {"80/tcp", "22/tcp", "OpenSSH"}."""
     rules = set()
@@ -96,6 +133,11 @@ def parse_ufw_added(text: str) -> set[str]:
         if len(words) >= 3 and words[0] == "ufw" and words[1] == "allow":
             rules.add(words[-1])
     return rules
+
+
+def ufw_status() -> tuple[str, ...]:
+    """→ parse_ufw_active."""
+    return ("ufw", "status")
 
 
 def parse_ufw_active(text: str) -> bool:
@@ -117,6 +159,11 @@ def parse_upstream_server(text: str) -> str | None:
         if len(words) >= 2 and words[0] == "server":
             return words[1]
     return None
+
+
+def nginx_processes() -> tuple[str, ...]:
+    """Every process with its parent and title → parse_nginx_workers, count_nginx_draining."""
+    return ("ps", "-eo", "pid=,ppid=,args=")
 
 
 def parse_nginx_workers(ps_output: str, master: int | None) -> set[int]:
@@ -141,6 +188,11 @@ def count_nginx_draining(ps_output: str, master: int | None) -> int:
         if len(parts) == 3 and parts[1].isdigit() and int(parts[1]) == master:
             n += parts[2].strip() == "nginx: worker process is shutting down"
     return n
+
+
+def enabled_nginx_configs() -> tuple[str, ...]:
+    """The files nginx includes for sites, one path a line; their texts → default_server_files."""
+    return ("find", "/etc/nginx/sites-enabled", "/etc/nginx/conf.d", "-mindepth", "1", "-maxdepth", "1")
 
 
 def default_server_files(configs: dict[str, str], port: int) -> list[str]:

@@ -1,10 +1,11 @@
-"""What `garrison doctor` observes along the request path, and pure parsers of it.
+"""What `garrison doctor` observes along the request path: the argv that reads each fact, and pure parsers of it.
 
 `DoctorFacts` holds RAW observations: command outputs, file contents and probe
 answers exactly as the host gave them, next to the config they are judged
-against. `garrison.workflows.doctor.collect` fills it over an executor;
-`garrison.diagnose.rules` reads it only through the parsers below, so every
-rule can be unit-tested on recorded outputs (tests/unit/recorded/).
+against. `garrison.workflows.doctor.collect` fills it over an executor, with
+the argv built here beside each parser; `garrison.diagnose.rules` reads it
+only through the parsers below, so every rule can be unit-tested on recorded
+outputs (tests/unit/recorded/).
 
 Conventions, so that a rule never mistakes "not looked at" for "fine" or "missing":
 - a file's text is None when it was not read; that it does not exist is
@@ -18,17 +19,109 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Mapping
+from typing import Any
 
+from garrison import commands as C
 from garrison.config import Config
+from garrison.layout import ToolLayout
 
 # `stat -c STAT_FORMAT paths…` and `find … -printf FIND_FORMAT` print the same
 # record: symbolic mode, octal mode, owner, group, type, mtime, path (last, so
 # that a path with a "|" still parses).
 STAT_FORMAT = "%A|%a|%U|%G|%F|%Y|%n"
 FIND_FORMAT = "%M|%m|%u|%g|%y|%T@|%p\\n"
+# Entries of a static folder that "other" can't read (files) or enter (folders): usually none.
+# The rule then decides with owner and groups; head keeps a broken tree from flooding the report.
+FIND_DENIED = 'find "$1" \\( \\( -type d ! -perm -o=x \\) -o \\( -type f ! -perm -o=r \\) \\) -printf "$2" | head -n 50'
+LOG_LINES = 400  # how much of each log the doctor reads
+DEFAULT_SERVER_DIRS = ("/etc/nginx/sites-enabled", "/etc/nginx/conf.d")
+
+
+# ---- the argv that reads each fact (run with check=False: a failure is a fact too) --------
+
+
+def stat_paths(paths: Sequence[str]) -> tuple[str, ...]:
+    """STAT_FORMAT records of paths (exit 1 when some are missing: they are left out) → parse_stat_records."""
+    return ("stat", "-c", STAT_FORMAT, "--", *paths)
+
+
+def static_denied(folder: str) -> tuple[str, ...]:
+    """FIND_FORMAT records of what in folder "other" can't read or enter → parse_stat_records."""
+    return ("sh", "-c", FIND_DENIED, "sh", folder, FIND_FORMAT)
+
+
+def release_names(releases_dir: str) -> tuple[str, ...]:
+    """The release folders' names, one a line → parse_release_names."""
+    return ("find", releases_dir, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "%f\n")
+
+
+def resolved(path: str) -> tuple[str, ...]:
+    """Where path leads, even when its last component is missing (stdout, stripped)."""
+    return ("readlink", "-f", "--", path)
+
+
+def groups_of(user: str) -> tuple[str, ...]:
+    """→ parse_groups."""
+    return ("id", "-Gn", user)
+
+
+def clock() -> tuple[str, ...]:
+    """Now, and the host's UTC offset → parse_clock."""
+    return ("date", "+%s %z")
+
+
+def deploy_lock_free(lock: str) -> tuple[str, ...]:
+    """Exits 1 while a deploy holds the lock (a shared flock fails only then). Run it only on
+    an existing lock file: flock(1) would create a missing one."""
+    return ("flock", "-n", "-s", lock, "true")
+
+
+def nginx_dump() -> tuple[str, ...]:
+    """`nginx -T`: the test on stderr → parse_nginx_test; the whole config on stdout → parse_server_blocks."""
+    return ("nginx", "-T")
+
+
+def default_servers() -> tuple[str, ...]:
+    """→ parse_grep."""
+    return ("grep", "-RnH", "default_server", *DEFAULT_SERVER_DIRS)
+
+
+def tcp_sockets() -> tuple[str, ...]:
+    """Listening TCP sockets with their processes → parse_ss."""
+    return ("ss", "-ltnpH")
+
+
+def unix_sockets() -> tuple[str, ...]:
+    """Listening unix sockets → parse_ss."""
+    return ("ss", "-lxnH")
+
+
+def disk_use(paths: Sequence[str]) -> tuple[str, ...]:
+    """The filesystems of paths (each must exist) → parse_df."""
+    return ("df", "-P", *paths)
+
+
+def ufw_status_verbose() -> tuple[str, ...]:
+    """→ parse_ufw_status."""
+    return ("ufw", "status", "verbose")
+
+
+def log_tail(path: str, lines: int = LOG_LINES) -> tuple[str, ...]:
+    """The end of a log → parse_gunicorn_log, parse_nginx_log, last_boot."""
+    return ("tail", "-n", str(lines), path)
+
+
+def systemd_state(unit: str) -> tuple[str, ...]:
+    """→ parse_systemd_show."""
+    return C.systemctl("show", "-p", "ActiveState", "-p", "SubState", "-p", "Result", unit)
+
+
+def supervisor_state(tool: ToolLayout, program: str) -> tuple[str, ...]:
+    """→ parse_supervisor_status."""
+    return C.supervisorctl(tool, "status", program)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 import posixpath
 import shlex
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from garrison.errors import CommandFailed
 
@@ -43,7 +43,7 @@ class HostLock(ABC):
     @abstractmethod
     def release(self) -> None: ...
 
-    def __enter__(self) -> "HostLock":
+    def __enter__(self) -> HostLock:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -84,7 +84,7 @@ class Executor(ABC):
         """Unpack a (gzip) tar archive into the existing folder dest."""
 
     @abstractmethod
-    def lock(self, path: str, holder: str) -> "HostLock":
+    def lock(self, path: str, holder: str) -> HostLock:
         """Take the host's deploy lock at path, or raise LockHeld naming the holder.
 
         The lock must die with the deploying process (Ctrl-C, SIGKILL, a cut SSH

@@ -9,13 +9,16 @@ Stdlib only: it runs under the distribution's python3.
 usage: python3 garrison-exec ENV_FILE USER -- COMMAND [ARGS...]
 """
 
+# Annotations stay strings: the host's python3 may be older than the one running Garrison.
+from __future__ import annotations
+
 import os
 import pwd
 import sys
 
 
-def parse_env(text):
-    env = {}
+def parse_env(text: str) -> dict[str, str]:
+    env: dict[str, str] = {}
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#") or "=" not in line:
@@ -42,7 +45,7 @@ def parse_env(text):
     return env
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     if len(argv) < 5 or argv[3] != "--":
         sys.stderr.write("usage: garrison-exec ENV_FILE USER -- COMMAND [ARGS...]\n")
         return 2

@@ -9,7 +9,7 @@ import pwd
 import stat as stat_mod
 import subprocess
 import tempfile
-from typing import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from garrison import commands as C
 from garrison.errors import CommandFailed, LockHeld
@@ -20,7 +20,7 @@ from garrison.hosts import Executor, HostLock, Result, Stat
 HOST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def _name(table, ident: int) -> str:
+def _name(table: Callable[[int], pwd.struct_passwd | grp.struct_group], ident: int) -> str:
     try:
         return table(ident)[0]
     except KeyError:

@@ -8,6 +8,9 @@ and prints one JSON line: {"ok", "status", "error", "body", "attempts"}.
 usage: python3 -c SOURCE TARGET PATH HOST DEADLINE_S TIMEOUT_S
 """
 
+# Annotations stay strings: the host's python3 may be older than the one running Garrison.
+from __future__ import annotations
+
 import http.client
 import json
 import socket
@@ -17,17 +20,18 @@ import time
 
 
 class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout):
+    def __init__(self, path: str, timeout: float) -> None:
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
 
-    def connect(self):
+    def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(self.timeout)
         self.sock.connect(self.unix_path)
 
 
-def once(target, path, host, timeout):
+def once(target: str, path: str, host: str, timeout: float) -> tuple[int, str]:
+    conn: http.client.HTTPConnection
     if target.startswith("unix:"):
         conn = UnixHTTPConnection(target[5:], timeout)
     elif target.startswith("https://"):
@@ -47,7 +51,7 @@ def once(target, path, host, timeout):
         conn.close()
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     target, path, host, deadline_s, timeout_s = argv[1], argv[2], argv[3], float(argv[4]), float(argv[5])
     deadline = time.monotonic() + deadline_s
     attempts, status, error, body = 0, None, None, ""

@@ -48,12 +48,20 @@ import stat as stat_mod
 import threading
 import time
 import weakref
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from garrison import commands as C
 from garrison.errors import CommandFailed, HostError, LockHeld
 from garrison.hosts import Executor, HostLock, Result, Stat
 from garrison.hosts.local import HOST_PATH  # the same PATH for commands as the local executor
+
+if TYPE_CHECKING:
+    # For annotations only: asyncssh itself is imported where a connection is made,
+    # so that commands that never open one don't pay for importing it.
+    import asyncssh
+
+_T = TypeVar("_T")
 
 __all__ = ["SSHExecutor", "command_line", "command_argv", "HOST_PATH"]
 
@@ -192,7 +200,7 @@ class _Loop:
             return cls._loop
 
 
-def _call(coro, timeout: float | None = None):
+def _call(coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
     loop = _Loop.get()
     try:
         running = asyncio.get_running_loop()
@@ -209,7 +217,7 @@ def _call(coro, timeout: float | None = None):
         raise
 
 
-_OPEN_EXECUTORS: "weakref.WeakSet[SSHExecutor]" = weakref.WeakSet()
+_OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
 
 
 @atexit.register
@@ -250,7 +258,7 @@ class _HostKeyPolicy:
         self.tofu = tofu
         self.verdict: str | None = None  # "unknown" | "changed" after a refusal
 
-    def known_hosts_arg(self):
+    def known_hosts_arg(self) -> str | asyncssh.SSHKnownHosts | None:
         import asyncssh
 
         if self.known_hosts is None:
@@ -272,7 +280,7 @@ class _HostKeyPolicy:
             return False
         return bool(trusted or ca_keys)
 
-    def accept_unknown(self, host: str, addr: str, port: int, key) -> bool:
+    def accept_unknown(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
         if self.has_entry(host, addr, port):
             self.verdict = "changed"
             return False
@@ -293,11 +301,11 @@ class _HostKeyPolicy:
         return True
 
 
-def _client_factory(policy: _HostKeyPolicy):
+def _client_factory(policy: _HostKeyPolicy) -> type[asyncssh.SSHClient]:
     import asyncssh
 
     class _Client(asyncssh.SSHClient):
-        def validate_host_public_key(self, host, addr, port, key):  # noqa: D401 - asyncssh hook
+        def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:  # asyncssh hook
             return policy.accept_unknown(host, addr, port, key)
 
     return _Client
@@ -381,7 +389,7 @@ class SSHExecutor(Executor):
     def sudo(self) -> bool:
         return self.user != "root"
 
-    def connect(self) -> "SSHExecutor":
+    def connect(self) -> SSHExecutor:
         """Open the connection now (otherwise the first command does); raises HostError."""
         _call(self._connection())
         return self
@@ -396,7 +404,7 @@ class SSHExecutor(Executor):
         except Exception:
             pass
 
-    def __enter__(self) -> "SSHExecutor":
+    def __enter__(self) -> SSHExecutor:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -490,13 +498,13 @@ class SSHExecutor(Executor):
         except (OSError, ValueError) as exc:
             raise HostError(f"{alias}: cannot read ssh config {self._config_paths[0]}: {exc}") from None
         host = str(cfg.get("Hostname") or alias)
-        port_v = int(port or cfg.get("Port") or 22)
+        port_v = int(port or cast("int | str | None", cfg.get("Port")) or 22)
         user_v = str(user or cfg.get("User") or "root")
         jump = cfg.get("ProxyJump")
         jump = None if not jump or str(jump).lower() == "none" else str(jump)
         return _Target(alias, host, port_v, user_v, jump)
 
-    async def _connection(self):
+    async def _connection(self) -> asyncssh.SSHClientConnection:
         if self._closed:
             raise HostError(f"{self.name}: the SSH connection was closed")
         if self._conn_lock is None:
@@ -520,7 +528,9 @@ class SSHExecutor(Executor):
                 await self._check_sudo()
             return conn
 
-    async def _open(self, target: _Target, depth: int, tunnel) -> tuple[Any, list[Any]]:
+    async def _open(
+        self, target: _Target, depth: int, tunnel: asyncssh.SSHClientConnection | None
+    ) -> tuple[asyncssh.SSHClientConnection, list[asyncssh.SSHClientConnection]]:
         """Connect to target (through its ProxyJump hops, when there are any)."""
         import asyncssh
 
@@ -675,16 +685,16 @@ class SSHExecutor(Executor):
         command = command_line(argv, env, sudo=self.sudo, timeout=timeout)
         return _call(self._aexec(argv, command, input, timeout))
 
-    async def _aexec(self, argv, command: str, input: bytes | None, timeout: float | None):
-        import asyncssh
-
+    async def _aexec(self, argv: Sequence[str], command: str, input: bytes | None, timeout: float | None) -> tuple[int, bytes, bytes]:
         conn = await self._connection()
         if self._channels is None:
             self._channels = asyncio.Semaphore(_MAX_CHANNELS)
         async with self._channels:
             return await self._aexec_channel(conn, argv, command, input, timeout)
 
-    async def _aexec_channel(self, conn, argv, command: str, input: bytes | None, timeout: float | None):
+    async def _aexec_channel(
+        self, conn: asyncssh.SSHClientConnection, argv: Sequence[str], command: str, input: bytes | None, timeout: float | None
+    ) -> tuple[int, bytes, bytes]:
         import asyncssh
 
         try:
@@ -696,7 +706,7 @@ class SSHExecutor(Executor):
                 # The host enforces the timeout; this is the backstop for a dead link.
                 limit = None if timeout is None else timeout + _TIMEOUT_GRACE + 5
                 out, err = await asyncio.wait_for(proc.communicate(), limit)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 proc.close()
                 return _TIMEOUT_RC, b"", b""
         except (asyncssh.Error, OSError) as exc:
@@ -712,7 +722,7 @@ class SSHExecutor(Executor):
                 rc = 255
         return rc, out or b"", err or b""
 
-    async def _afollow(self, argv, command: str, on_line) -> int:
+    async def _afollow(self, argv: Sequence[str], command: str, on_line: Callable[[bytes], None]) -> int:
         import asyncssh
 
         conn = await self._connection()
@@ -730,7 +740,7 @@ class SSHExecutor(Executor):
 
     # -- internals: lock ----------------------------------------------------
 
-    async def _lock(self, path: str, holder: str) -> "_SSHLock":
+    async def _lock(self, path: str, holder: str) -> _SSHLock:
         import asyncssh
 
         conn = await self._connection()
@@ -740,7 +750,7 @@ class SSHExecutor(Executor):
         try:
             proc = await conn.create_process(command, encoding=None)
             first = await asyncio.wait_for(proc.stdout.readline(), 30)
-        except (asyncssh.Error, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
             raise HostError(f"{self.name}: cannot take the lock {path}: {exc or type(exc).__name__}") from None
         if first == b"held\n":
             lock = _SSHLock(self, proc, path)
@@ -775,7 +785,7 @@ def _clocks() -> tuple[float, float]:
 class _SSHLock(HostLock):
     """Held while the remote holder reads heartbeats from the open channel; released by EOF."""
 
-    def __init__(self, executor: SSHExecutor, proc, path: str):
+    def __init__(self, executor: SSHExecutor, proc: asyncssh.SSHClientProcess[bytes], path: str) -> None:
         self.executor = executor
         self.proc = proc
         self.path = path
@@ -799,7 +809,7 @@ class _SSHLock(HostLock):
 
     def beat_age(self) -> float:
         """Seconds since the last heartbeat, counting time spent suspended."""
-        return max(now - then for now, then in zip(_clocks(), self._beat_at))
+        return max(now - then for now, then in zip(_clocks(), self._beat_at, strict=True))
 
     async def _watch_exit(self) -> None:
         try:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from garrison.clock import SYSTEM, Clock
-from garrison.config import Config, Project
+from garrison.config import Config
 from garrison.hosts import Executor
 from garrison.layout import Layout, ToolLayout
+from garrison.project import Project
 from garrison.state import AppOnHost, HostFacts
 from garrison.workflows import CHANGED, SKIPPED, UNCHANGED, Run
 

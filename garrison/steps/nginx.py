@@ -32,7 +32,7 @@ class NginxChange:
     links: dict[str, str] = field(default_factory=dict)
     removes: list[str] = field(default_factory=list)
 
-    def pending(self, app: AppOnHost) -> "NginxChange":
+    def pending(self, app: AppOnHost) -> NginxChange:
         """Only what differs from the host."""
         h = app.host
         puts = {p: t for p, t in self.puts.items() if h.read_file(p) != t.encode()}
@@ -78,8 +78,8 @@ def validate(app: AppOnHost, change: NginxChange) -> None:
         for path, text in change.puts.items():
             h.write_file(at(path), text.replace(ETC, here).encode())
         for path, target in change.links.items():
-            text = change.puts.get(target)
-            raw = text.encode() if text is not None else (h.read_file(target) or b"")
+            candidate = change.puts.get(target)
+            raw = candidate.encode() if candidate is not None else (h.read_file(target) or b"")
             h.write_file(at(path), raw.decode(errors="replace").replace(ETC, here).encode())
         for path in change.removes:
             h.remove(at(path))

@@ -16,7 +16,6 @@ from typing import Sequence
 
 from garrison import commands as C
 from garrison import facts as F
-from garrison.config import Project
 from garrison.diagnose.rules import NGINX_PID, Report, diagnose
 from garrison.errors import DeployError, HostError
 from garrison.facts.doctor import (
@@ -31,6 +30,7 @@ from garrison.facts.doctor import (
 )
 from garrison.hosts import Executor
 from garrison.layout import SLOTS
+from garrison.project import Project
 from garrison.state import AppOnHost
 
 # Run by the venv's python, as the app user, in the release (argv[1] = app.entry).

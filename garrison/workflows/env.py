@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 
 from garrison import commands as C
-from garrison.config import Project
 from garrison.errors import ConfigError
 from garrison.hosts import Executor
-from garrison.workflows import CHANGED, Run
+from garrison.project import Project
 from garrison.state import AppOnHost
+from garrison.workflows import CHANGED, Run
 from garrison.workflows.up import restart
 
 KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

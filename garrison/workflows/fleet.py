@@ -25,11 +25,12 @@ from typing import Callable, Iterable, Sequence
 from garrison import commands as C
 from garrison import facts as F
 from garrison import source
-from garrison.config import Config, Project
+from garrison.config import Config
 from garrison.config.model import Host
 from garrison.errors import ConfigError, DeployError, GarrisonError
 from garrison.hosts import Executor
 from garrison.layout import Layout
+from garrison.project import Project
 from garrison.state import AppOnHost
 from garrison.steps import execute
 from garrison.steps.system import System

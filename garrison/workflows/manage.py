@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from garrison import commands as C
 from garrison import facts as F
 from garrison.clock import Clock
-from garrison.config import Project
 from garrison.errors import HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout
+from garrison.project import Project
 from garrison.state import AppOnHost
 from garrison.steps import slots
 from garrison.workflows import CHANGED, Run

@@ -21,12 +21,12 @@ from typing import Callable
 
 from garrison import commands as C
 from garrison import facts as F
-from garrison.config import Project
 from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
-from garrison.workflows import CHANGED, SKIPPED, Run
+from garrison.project import Project
 from garrison.steps import execute
 from garrison.steps.firewall_rules import allow_ssh_and_web, sshd_config_path
+from garrison.workflows import CHANGED, SKIPPED, Run
 from garrison.workflows.up import PREPARE, context
 
 HARDEN_FILE = "/etc/ssh/sshd_config.d/garrison.conf"

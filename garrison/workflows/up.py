@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Callable
 
 from garrison.clock import SYSTEM, Clock
-from garrison.config import Project
 from garrison.hosts import Executor
+from garrison.project import Project
 from garrison.steps import Context, Decision, Step, execute
 from garrison.steps.config_files import ConfigFiles
 from garrison.steps.drain import Drain
@@ -113,6 +113,6 @@ def plan(project: Project, host: Executor, *, wheelhouse: Path | None = None, ro
 
 
 def sample_project_path() -> Path:
-    from garrison.config import SAMPLE_APP_DIR
+    from garrison.project import SAMPLE_APP_DIR
 
     return Path(os.fspath(SAMPLE_APP_DIR))

@@ -7,9 +7,9 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parents[2]
 OUTPUT = Path(os.environ.get("GARRISON_TEST_OUTPUT", REPO / "test-output"))

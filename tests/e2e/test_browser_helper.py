@@ -50,7 +50,7 @@ def make_png(width: int, height: int) -> bytes:
     return PNG_SIGNATURE + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(rows), 9)) + chunk(b"IEND", b"")
 
 
-INDEX = f"""<!doctype html>
+INDEX = """<!doctype html>
 <html><head><meta charset="utf-8"><title>browser helper check</title></head>
 <body style="font-family: sans-serif; margin: 24px">
 <img id="logo" src="logo.png" alt="logo">

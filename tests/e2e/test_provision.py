@@ -11,7 +11,6 @@ with `sshd -t -f` and reloads with SIGHUP, all inside the host.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 

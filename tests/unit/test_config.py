@@ -21,12 +21,12 @@ from garrison.config import (
     Gunicorn,
     Host,
     Static,
-    find_project,
-    load_config,
-    load_project,
     parse_config,
+    parse_toml,
+    settings_table,
 )
 from garrison.errors import ConfigError
+from garrison.project import find_project, load_config, load_project
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "docs" / "garrison.example.toml"
 APP = {"name": "myapp", "entry": "main:app"}
@@ -337,6 +337,20 @@ def test_toml_syntax_error_gives_the_line(tmp_path: Path) -> None:
     assert "\n" not in msg
 
 
+def test_text_is_parsed_without_a_file() -> None:
+    # garrison.config is pure: the caller reads the file and passes its text and name.
+    with pytest.raises(ConfigError) as exc:
+        parse_toml('[app]\nentry = \n', "elsewhere.toml")
+    assert str(exc.value).startswith("elsewhere.toml: TOML syntax error: ") and "line 2" in str(exc.value)
+    data = parse_toml(PYPROJECT, "pyproject.toml")
+    table, label = settings_table(data, "pyproject.toml")
+    assert label == "pyproject.toml: tool.garrison"
+    assert parse_config(table, label).gunicorn.workers == 3
+    assert settings_table({"app": {}}, "garrison.toml") == ({"app": {}}, "garrison.toml")
+    with pytest.raises(ConfigError, match=r"^pyproject.toml: no \[tool.garrison\] table"):
+        settings_table({"project": {"name": "x"}}, "pyproject.toml")
+
+
 def test_load_config_reads_a_garrison_toml(tmp_path: Path) -> None:
     write_app(tmp_path)
     (tmp_path / "garrison.toml").write_text('[app]\nname = "myapp"\nentry = "main:app"\n[[app.static]]\n')
@@ -478,8 +492,6 @@ def test_private_and_loopback_binds_are_accepted():
 
 def test_up_in_garrisons_own_checkout_serves_the_sample_app(tmp_path):
     """The README runs ./up in Garrison's checkout: its pyproject.toml is the tool's, not an app."""
-    from garrison.config import find_project
-
     repo = Path(__file__).resolve().parents[2]
     assert find_project(repo, sample_if_missing=True).config.app.name == "ave_caesar"
     # Any other folder with a pyproject.toml (and no [tool.garrison]) is an app without a config.

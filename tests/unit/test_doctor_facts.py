@@ -346,7 +346,7 @@ READ_ONLY = {
 
 
 def test_collect_only_reads(tmp_path):
-    from garrison.config import find_project
+    from garrison.project import find_project
     from garrison.workflows.doctor import collect
 
     (tmp_path / "garrison.toml").write_text('[app]\nname = "demo"\nentry = "main:app"\nrequirements = ""\n')
@@ -363,10 +363,84 @@ def test_collect_only_reads(tmp_path):
 
 
 def test_collect_needs_root(tmp_path):
-    from garrison.config import find_project
     from garrison.errors import HostError
+    from garrison.project import find_project
     from garrison.workflows.doctor import collect
 
     (tmp_path / "garrison.toml").write_text('[app]\nname = "demo"\nentry = "main:app"\nrequirements = ""\n')
     with pytest.raises(HostError, match="must run as root"):
         collect(find_project(tmp_path), ReadOnlyHost(uid="1000"))
+
+
+class LookingHost(ReadOnlyHost):
+    """A host where every path exists and `readlink -f` resolves each to itself, ufw is
+    installed, PID 1 is systemd and nginx has a pid: collect() runs every kind of command."""
+
+    def run(self, argv, *, input=None, env=None, check=True, timeout=None):
+        from garrison.hosts import Result
+
+        res = super().run(argv, input=input, env=env, check=check, timeout=timeout)
+        if tuple(argv[:3]) == ("readlink", "-f", "--"):
+            return Result(tuple(argv), 0, argv[3] + "\n", "")
+        return res
+
+    def read_file(self, path):
+        return {"/proc/1/comm": b"systemd\n", "/run/nginx.pid": b"4242\n"}.get(path)
+
+    def exists(self, path):
+        return True
+
+    def which(self, program):
+        return f"/usr/sbin/{program}"
+
+
+# What collect() runs that is not a fact of facts/doctor.py, and why.
+NOT_FACT_ARGV = {
+    ("id", "-u"): "the root check before anything is read",
+    ("/usr/bin/python3",): "the health probe (garrison/hosts/probe.py), and the app's import check as its user "
+                           "through garrison-exec (its script lives in workflows/doctor.py)",
+}
+
+
+@pytest.mark.parametrize("host_kind", [ReadOnlyHost, LookingHost])
+def test_collect_runs_the_argv_facts_doctor_builds(tmp_path, host_kind):
+    # workflows/doctor.py still builds its argv inline: these must be the same tuples, so
+    # that it can take them from facts/ without a change on the host.
+    from garrison import commands as C
+    from garrison.layout import SLOTS, Layout, ToolLayout
+    from garrison.project import find_project
+    from garrison.workflows import doctor as W
+
+    (tmp_path / "garrison.toml").write_text('[app]\nname = "demo"\nentry = "main:app"\nrequirements = ""\n[[app.static]]\n')
+    (tmp_path / "main.py").write_text("app = None\n")
+    (tmp_path / "static").mkdir()
+    project = find_project(tmp_path)
+    cfg, L, T = project.config, Layout.of(project.config), ToolLayout()
+    host = host_kind()
+    W.collect(project, host)
+
+    fixed = {
+        F.nginx_dump(), F.default_servers(), F.tcp_sockets(), F.unix_sockets(), F.clock(), F.ufw_status_verbose(),
+        F.groups_of("www-data"), F.groups_of(cfg.user), F.release_names(L.releases), F.deploy_lock_free(L.lock),
+        F.log_tail(L.error_log), F.log_tail(L.nginx_error_log), C.kill("0", 4242),
+        *(F.systemd_state(L.systemd_instance(s)) for s in SLOTS),
+        *(F.supervisor_state(T, L.supervisor_program(s)) for s in SLOTS),
+    }
+    with_paths = {  # argv whose paths depend on what was found: same command, same options
+        "stat": lambda a: F.stat_paths(a[4:]),
+        "df": lambda a: F.disk_use(a[2:]),
+        "readlink": lambda a: F.resolved(a[3]),
+        "sh": lambda a: F.static_denied(a[4]),
+    }
+    others = []
+    for argv in host.argvs:
+        if argv in fixed or any(argv[: len(p)] == p for p in NOT_FACT_ARGV):
+            continue
+        if argv[0] in with_paths and with_paths[argv[0]](argv) == argv:
+            continue
+        others.append(argv)
+    assert not others, f"argv that facts/doctor.py does not build: {others}"
+    kinds = {a[0] for a in host.argvs}
+    if host_kind is LookingHost:  # the richer host reaches every branch
+        assert {"sh", "flock", "ufw", "systemctl", "kill", "/usr/bin/python3", "readlink", "stat", "df"} <= kinds, kinds
+    assert W.FIND_DENIED == F.FIND_DENIED and W.LOG_LINES == F.LOG_LINES

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import tomllib
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 
 from garrison.config import parse_config
 from garrison.diagnose import rules as R
-from garrison.facts.doctor import DoctorFacts, Output, ReleaseFacts, parse_stat_records
+from garrison.facts.doctor import DoctorFacts, Output, ReleaseFacts
 
 REC = Path(__file__).resolve().parent / "recorded"
 SAMPLE_TOML = Path(__file__).resolve().parents[2] / "garrison" / "sample_app" / "garrison.toml"
@@ -94,12 +95,12 @@ def add_stats(facts: DoctorFacts, text: str) -> DoctorFacts:
 
 def nginx_line(recorded_line: str, at: int, **paths: str) -> str:
     """A recorded nginx error log line, re-dated to `at` and with its lab paths replaced."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     line = recorded_line
     for old, new in paths.items():
         line = line.replace(old.replace("__", "/"), new)
-    stamp = datetime.fromtimestamp(at, timezone.utc).strftime("%Y/%m/%d %H:%M:%S")
+    stamp = datetime.fromtimestamp(at, UTC).strftime("%Y/%m/%d %H:%M:%S")
     return stamp + line[19:]
 
 
@@ -231,7 +232,8 @@ def test_a_rule_that_raises_becomes_unknown(monkeypatch):
 
 
 def test_json():
-    report = R.diagnose(replace(without_stat(healthy(), "/run/nginx.pid"), nginx_alive=False, nginx_pid=None, probe_nginx={"ok": False, "status": None, "error": "ConnectionRefusedError"}))
+    refused = {"ok": False, "status": None, "error": "ConnectionRefusedError"}
+    report = R.diagnose(replace(without_stat(healthy(), "/run/nginx.pid"), nginx_alive=False, nginx_pid=None, probe_nginx=refused))
     data = R.to_json(report)
     json.dumps(data)
     assert data["ok"] is False
@@ -336,7 +338,10 @@ def test_nginx_config_duplicate_default():
     ours = Output(1, "", rec("nginx_t_dupdefault.err").replace("/tmp/doctorlab/ngt/sites/zdt.conf", LINK))
     assert check(R.check_nginx_config, replace(healthy(), nginx_T=ours, default_servers=distro)).fix == "garrison up"
     f = check(R.check_nginx_config, replace(healthy(), nginx_T=ours, default_servers=distro + flask))
-    assert f.fix == "remove `default_server` from the listen in /etc/nginx/sites-enabled/flask:2 (only one site may have it), then run `nginx -t && nginx -s reload`"
+    assert f.fix == (
+        "remove `default_server` from the listen in /etc/nginx/sites-enabled/flask:2 (only one site may have it), "
+        "then run `nginx -t && nginx -s reload`"
+    )
     # Here: another site, read after ours.
     theirs = Output(1, "", rec("nginx_t_dupdefault.err"))
     f = check(R.check_nginx_config, replace(healthy(), nginx_T=theirs))
@@ -734,7 +739,8 @@ def test_app_import_broken():
     assert f.fix == "fix that error in the app's code (or its requirements), then run `garrison up`"
     # gunicorn's own traceback: the app's frame is blamed, not gunicorn's or importlib's.
     gunicorn_tb = rec("gunicorn_import_error.log").replace("/tmp/doctorlab/broken", REL)
-    deep = dataclasses.replace(live, import_check=Output(1, "", gunicorn_tb.split("Exception in worker process")[1].split("No module named 'nope_not_installed'\n[")[0]))
+    tb = gunicorn_tb.split("Exception in worker process")[1].split("No module named 'nope_not_installed'\n[")[0]
+    deep = dataclasses.replace(live, import_check=Output(1, "", tb))
     assert check(R.check_app_import, replace(healthy(), live=deep)).evidence.endswith(f"({REL}/main.py:1)")
 
 
@@ -779,7 +785,9 @@ def test_failed_deploy_names_why():
     broken = failed_release(import_check=Output(1, "", rec("import_check_broken.err")))
     f = check(R.check_failed_release, replace(healthy(), failed=broken))
     assert f.status == "fail"
-    assert f.evidence.startswith(f"release {FAILED_ID} (newest, never live: its deploy failed): main:app in /srv/ave_caesar/releases/{FAILED_ID}: ModuleNotFoundError")
+    assert f.evidence.startswith(
+        f"release {FAILED_ID} (newest, never live: its deploy failed): main:app in /srv/ave_caesar/releases/{FAILED_ID}: ModuleNotFoundError"
+    )
     assert f.fix == "fix that error in the app's code (or its requirements), then run `garrison up`"
     report = R.diagnose(replace(healthy(), failed=broken))
     assert report.cause.check == "failed_release" and not report.ok  # the live release still serves

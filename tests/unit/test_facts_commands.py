@@ -161,3 +161,25 @@ def test_user_processes_lists_this_process_under_its_uid():
     out = subprocess.run(C.user_processes(os.getuid()), capture_output=True, text=True).stdout
     assert os.getpid() in F.running_pids(out)
     assert subprocess.run(C.user_processes(3999999), capture_output=True, text=True).stdout == ""
+
+
+def test_each_fact_has_its_argv_beside_its_parser():
+    # The exact commands `up`, `down` and the firewall run today (inline in workflows/):
+    # the workflows can switch to these without a change on the host.
+    assert F.dpkg_status(["nginx", "curl"]) == ("dpkg-query", "-W", "-f", "${Package}\t${db:Status-Abbrev}\n", "nginx", "curl")
+    assert F.ufw_added() == ("ufw", "show", "added")
+    assert F.ufw_status() == ("ufw", "status")
+    assert F.nginx_processes() == ("ps", "-eo", "pid=,ppid=,args=")
+    assert F.enabled_nginx_configs() == (
+        "find", "/etc/nginx/sites-enabled", "/etc/nginx/conf.d", "-mindepth", "1", "-maxdepth", "1",
+    )
+    assert F.user_processes(1000)[:2] == ("sh", "-c") and F.user_processes(1000)[-2:] == ("garrison", "1000")
+    assert (F.OS_RELEASE_FILE, F.PID1_COMM_FILE, F.NGINX_CONF_FILE, F.NGINX_PID_FILE) == (
+        "/etc/os-release", "/proc/1/comm", "/etc/nginx/nginx.conf", "/run/nginx.pid",
+    )
+    assert (F.SSHD_PID_FILE, F.SSHD_CONFIG_FILE, F.IPV6_FILE) == ("/run/sshd.pid", "/etc/ssh/sshd_config", "/proc/net/if_inet6")
+
+
+def test_the_old_argv_names_in_commands_are_the_facts_ones():
+    assert C.dpkg_status is F.dpkg_status
+    assert C.user_processes is F.user_processes

@@ -300,10 +300,8 @@ def test_run_init_on_missing_folder(tmp_path: Path) -> None:
 
 
 def test_load_config_accepts_written_toml(tmp_path: Path) -> None:
-    config = pytest.importorskip("garrison.config")
-    load_config = getattr(config, "load_config", None)
-    if load_config is None:
-        pytest.skip("garrison.config.load_config does not exist yet")
+    from garrison.project import load_config
+
     app = _flask_folder(tmp_path)
     path, d = run_init(app)
     cfg = load_config(path)
@@ -314,9 +312,8 @@ def test_load_config_accepts_written_toml(tmp_path: Path) -> None:
 
 
 def test_load_config_accepts_factory_package_toml(tmp_path: Path) -> None:
-    load_config = getattr(pytest.importorskip("garrison.config"), "load_config", None)
-    if load_config is None:
-        pytest.skip("garrison.config.load_config does not exist yet")
+    from garrison.project import load_config
+
     (tmp_path / "mypkg" / "static").mkdir(parents=True)
     (tmp_path / "mypkg" / "__init__.py").write_text(FACTORY)
     (tmp_path / "pyproject.toml").write_text('[project]\nname = "My App"\ndependencies = ["flask"]\n')
@@ -633,7 +630,7 @@ def test_read_app_folder_reads_django_settings_and_urls(tmp_path: Path) -> None:
 
 
 def test_run_init_django_toml_loads_without_static_root_in_source(tmp_path: Path) -> None:
-    from garrison.config import load_config
+    from garrison.project import load_config
 
     app = _django_folder(tmp_path)
     path, d = run_init(app)
@@ -647,7 +644,7 @@ def test_run_init_django_toml_loads_without_static_root_in_source(tmp_path: Path
 
 
 def test_missing_static_folder_without_hook_is_still_an_error(tmp_path: Path) -> None:
-    from garrison.config import load_config
+    from garrison.project import load_config
 
     app = _django_folder(tmp_path)
     path, _ = run_init(app)

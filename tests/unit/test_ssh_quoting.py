@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from garrison.hosts.ssh import HOST_PATH, _SCRIPTS, command_argv, command_line
+from garrison.hosts.ssh import _SCRIPTS, HOST_PATH, command_argv, command_line
 
 HOSTILE = [
     "plain",

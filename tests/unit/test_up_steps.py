@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pytest
 
-from garrison.config import Project, parse_config
+from garrison.config import parse_config
 from garrison.errors import HostError
 from garrison.hosts import Executor, HostLock, Result, Stat
-from garrison.workflows import CHANGED, SKIPPED, Run
-from garrison.workflows.provision import Provision
+from garrison.project import Project
 from garrison.state import parse_env_file
 from garrison.steps import execute
 from garrison.steps.firewall import Firewall
 from garrison.steps.system import System
+from garrison.workflows import CHANGED, SKIPPED, Run
+from garrison.workflows.provision import Provision
 from garrison.workflows.up import context
 
 FEDORA = b'NAME="Fedora Linux"\nID=fedora\nPRETTY_NAME="Fedora Linux 40"\n'
