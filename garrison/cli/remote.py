@@ -1,6 +1,6 @@
 """Commands for the [[hosts]] of garrison.toml, over SSH: deploy, provision, status, logs.
 
-Registered on `garrison.cli.main` when this module is imported (the last line of
+Registered on `garrison.cli.local.main` when this module is imported (by
 garrison/cli/__init__.py). `deploy` replaces the local-only command of the same
 name: with no [[hosts]] it is still `garrison up` on this machine (and `--plan`).
 
@@ -24,9 +24,9 @@ from pathlib import Path
 import click
 from rich.markup import escape
 
-from garrison.cli import _STYLE, _project, boundary, config_option, err, main, out, print_plan
-from garrison.cli import rollback as local_rollback
-from garrison.cli import up as local_up
+from garrison.cli.local import _STYLE, _project, boundary, config_option, err, main, out, print_plan
+from garrison.cli.local import rollback as local_rollback
+from garrison.cli.local import up as local_up
 from garrison.errors import GarrisonError
 from garrison.workflows import StepResult
 
@@ -98,22 +98,23 @@ def _with(options):
 @click.command("deploy")
 @config_option
 @click.option("--plan", "show_plan", is_flag=True, help="Print what would change, with file diffs, and touch nothing.")
+@click.option("--json", "as_json", is_flag=True, help="With --plan: the decisions as JSON (one list per host).")
 @_with(ssh_options)
 @click.option("--parallel", is_flag=True, help="With a load balancer: deploy every app host at once instead of rolling.")
 @click.option("--wheelhouse", type=click.Path(path_type=Path, file_okay=False), envvar="GARRISON_WHEELHOUSE",
               help="Folder of wheels the hosts install from (pip --no-index); for hosts without a route to PyPI. "
                    "[env: GARRISON_WHEELHOUSE]")
 @click.pass_context
-def deploy_cmd(ctx: click.Context, config_path: Path | None, show_plan: bool, host_names: tuple[str, ...],
+def deploy_cmd(ctx: click.Context, config_path: Path | None, show_plan: bool, as_json: bool, host_names: tuple[str, ...],
                trust_new_hosts: bool, parallel: bool, wheelhouse: Path | None) -> None:
     """Deploy a new release with zero downtime: to the [[hosts]] of garrison.toml over SSH
     (in parallel; rolling behind a load balancer), or to this machine when there are none."""
-    code = _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, wheelhouse)
+    code = _deploy(ctx, config_path, show_plan, as_json, host_names, trust_new_hosts, parallel, wheelhouse)
     sys.exit(code)
 
 
 @boundary
-def _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, wheelhouse) -> int:
+def _deploy(ctx, config_path, show_plan, as_json, host_names, trust_new_hosts, parallel, wheelhouse) -> int:
     from garrison.wheelhouse import local_wheelhouse
     from garrison.workflows.fleet import FleetDeploy, SSHOptions, select_hosts
 
@@ -122,14 +123,14 @@ def _deploy(ctx, config_path, show_plan, host_names, trust_new_hosts, parallel, 
     if not cfg.hosts:
         if host_names:
             raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
-        ctx.invoke(local_up, config_path=config_path, show_plan=show_plan)
+        ctx.invoke(local_up, config_path=config_path, show_plan=show_plan, as_json=as_json)
         return 0
     hosts = select_hosts(cfg, host_names)
     fleet = FleetDeploy(project, SSHOptions.from_env(trust_new_hosts), _reporters([h.name for h in cfg.hosts]),
                         wheelhouse=local_wheelhouse(str(wheelhouse) if wheelhouse else None))
     if show_plan:
         try:
-            return _plan(fleet, hosts)
+            return _plan(fleet, hosts, as_json)
         finally:
             fleet.close()
     return _roll_out(fleet, hosts, f"garrison deploy: [bold]{cfg.app.name}[/] to", "deployed", parallel=parallel)
@@ -186,16 +187,25 @@ def _rollback(ctx, config_path, release, host_names, trust_new_hosts, parallel) 
 main.add_command(rollback_cmd, "rollback")
 
 
-def _plan(fleet, hosts) -> int:
+def _plan(fleet, hosts, as_json: bool = False) -> int:
+    import json
+
     from garrison.workflows.fleet import host_project
+    from garrison.workflows.up import plan
 
     failed = 0
+    decisions = {}
     for h in hosts:
         try:
-            print_plan(host_project(fleet.project, h), fleet.executor(h), prefix=f"{h.name} | ")
+            if as_json:
+                decisions[h.name] = [d.to_json() for d in plan(host_project(fleet.project, h), fleet.executor(h))]
+            else:
+                print_plan(host_project(fleet.project, h), fleet.executor(h), prefix=f"{h.name} | ")
         except GarrisonError as exc:
             _host_error(h.name, str(exc))
             failed += 1
+    if as_json:
+        click.echo(json.dumps(decisions, indent=2))
     return min(100, failed)
 
 
@@ -277,7 +287,7 @@ def status_cmd(ctx: click.Context, config_path: Path | None, host_names: tuple[s
 def _status(ctx, config_path, host_names, trust_new_hosts) -> int:
     from rich.table import Table
 
-    from garrison.cli import status as local_status
+    from garrison.cli.local import status as local_status
     from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
     from garrison.workflows.manage import status as get_status
 
@@ -322,7 +332,7 @@ def logs_cmd(ctx: click.Context, config_path: Path | None, which: str, follow: b
 
 @boundary
 def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -> int:
-    from garrison.cli import logs as local_logs
+    from garrison.cli.local import logs as local_logs
     from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
     from garrison.workflows.manage import log_path
 
