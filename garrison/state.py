@@ -114,18 +114,18 @@ class AppOnHost:
         return None
 
     def nginx_pid(self) -> int | None:
-        return F.parse_pid(self.host.read_file(C.NGINX_PID))
+        return F.parse_pid(self.host.read_file(F.NGINX_PID_FILE))
 
     def nginx_running(self) -> bool:
         return self.alive(self.nginx_pid())
 
     def nginx_workers(self) -> set[int]:
         """PIDs of nginx workers that accept new connections (not the ones shutting down)."""
-        return F.parse_nginx_workers(self.host.run(C.ps_all(), check=False).stdout, self.nginx_pid())
+        return F.parse_nginx_workers(self.host.run(F.nginx_processes(), check=False).stdout, self.nginx_pid())
 
     def nginx_draining(self) -> int:
         """How many nginx workers of an older config are still finishing requests."""
-        return F.count_nginx_draining(self.host.run(C.ps_all(), check=False).stdout, self.nginx_pid())
+        return F.count_nginx_draining(self.host.run(F.nginx_processes(), check=False).stdout, self.nginx_pid())
 
     # -- logs and probes -----------------------------------------------------
     def log_size(self, path: str) -> int:

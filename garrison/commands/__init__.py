@@ -122,12 +122,7 @@ def certbot_certonly(names: Iterable[str], webroot: str, email: str) -> tuple[st
     )
 
 
-# Reading state (the parsers live in garrison.facts).
-NGINX_PID = "/run/nginx.pid"
 
-
-def ps_all() -> tuple[str, ...]:
-    return ("ps", "-eo", "pid=,ppid=,args=")
 
 
 def file_size(path: str) -> tuple[str, ...]:
@@ -153,12 +148,6 @@ def rename(src: str, dest: str) -> tuple[str, ...]:
     return ("mv", "-T", src, dest)
 
 
-def ufw_status() -> tuple[str, ...]:
-    return ("ufw", "status")
-
-
-def ufw_added() -> tuple[str, ...]:
-    return ("ufw", "show", "added")
 
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from garrison import commands as C
 from garrison import facts as F
 from garrison.steps import Context, Decision, change, skip, unchanged
 from garrison.steps.firewall_rules import allow_ssh_and_web, missing_rules
@@ -18,7 +17,7 @@ class Firewall:
         h = ctx.host
         if not h.which("ufw"):
             return skip(self.name, "ufw is not installed")
-        active = F.parse_ufw_active(h.run(C.ufw_status(), check=False).stdout)
+        active = F.parse_ufw_active(h.run(F.ufw_status(), check=False).stdout)
         state = "active" if active else "inactive (rules added; enable with `ufw enable`)"
         want, missing = missing_rules(h, ctx.cfg.server.port)
         if missing:

@@ -29,7 +29,7 @@ def ssh_port(h: Executor) -> int:
 
 def missing_rules(h: Executor, http_port: int) -> tuple[list[str], list[str]]:
     """(the rules wanted, the ones ufw lacks), the SSH rule first."""
-    added = F.parse_ufw_added(h.run(C.ufw_added(), check=False).stdout)
+    added = F.parse_ufw_added(h.run(F.ufw_added(), check=False).stdout)
     want = [f"{ssh_port(h)}/tcp", f"{http_port}/tcp", "443/tcp"]
     return want, [rule for rule in want if rule not in added]
 

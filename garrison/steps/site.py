@@ -7,7 +7,6 @@ is added no other site claims it. Both go live through nginx.put_live.
 
 from __future__ import annotations
 
-from garrison import commands as C
 from garrison import facts as F
 from garrison import render as R
 from garrison.errors import DeployError
@@ -26,7 +25,7 @@ def site_change(ctx: Context, site: str | None = None) -> nginx.NginxChange:
 
 def enabled_configs(ctx: Context) -> dict[str, str]:
     h = ctx.host
-    listing = h.run(C.list_dir("/etc/nginx/sites-enabled", "/etc/nginx/conf.d"), check=False).stdout.split()
+    listing = h.run(F.enabled_nginx_configs(), check=False).stdout.split()
     return {p: (h.read_file(p) or b"").decode(errors="replace") for p in listing}
 
 
