@@ -18,6 +18,7 @@ from garrison import commands as C
 from garrison import facts as F
 from garrison.diagnose.rules import NGINX_PID, Report, diagnose
 from garrison.errors import DeployError, HostError
+from garrison.facts import doctor as FD
 from garrison.facts.doctor import (
     FIND_FORMAT,
     STAT_FORMAT,
@@ -50,12 +51,8 @@ print("ok")
 # gunicorn's gevent worker module also refuses a gevent that is too old: import it as gunicorn does.
 GEVENT_CHECK = "import gevent; import gunicorn.workers.ggevent"
 IMPORT_TIMEOUT = 60.0
-LOG_LINES = 400
 NGINX_PROBE_DEADLINE = 3.0  # a slot that just started gets a moment; a healthy one answers at once
 SLOT_PROBE_DEADLINE = 2.0
-# Entries of a static folder that "other" can't read (files) or enter (folders): usually none.
-# The rule then decides with owner and groups; head keeps a broken tree from flooding the report.
-FIND_DENIED = 'find "$1" \\( \\( -type d ! -perm -o=x \\) -o \\( -type f ! -perm -o=r \\) \\) -printf "$2" | head -n 50'
 
 
 # ---- reading primitives ------------------------------------------------------------
@@ -82,7 +79,7 @@ def _stdout(host: Executor, argv: Sequence[str], timeout: float = 30.0) -> str |
 
 def _resolve_any(host: Executor, path: str) -> str | None:
     """`readlink -f path`: where it leads, even when its last component is missing."""
-    return (_stdout(host, ("readlink", "-f", "--", path)) or "").strip() or None
+    return (_stdout(host, FD.resolved(path)) or "").strip() or None
 
 
 def _resolve(host: Executor, path: str) -> str | None:
@@ -146,7 +143,7 @@ def _releases(u: AppOnHost, state: dict, live: str | None, worker_class: str) ->
         env = {}
     live_path = _resolve(h, L.slot(live)) if live else _resolve(h, L.current)
     live_rel = _release(u, live_path, live or "blue", worker_class, env) if live_path else None
-    listing = _stdout(h, ("find", L.releases, "-mindepth", "1", "-maxdepth", "1", "-type", "d", "-printf", "%f\n"))
+    listing = _stdout(h, FD.release_names(L.releases))
     names = parse_release_names(listing)
     recorded = set(state.get("releases") or [])
     failed = None
@@ -162,7 +159,7 @@ def _deploying(u: AppOnHost) -> str | None:
     existing lock file, since flock(1) would create a missing one.
     """
     h, lock = u.host, u.L.lock
-    if h.exists(lock) and h.run(("flock", "-n", "-s", lock, "true"), check=False).returncode == 1:
+    if h.exists(lock) and h.run(FD.deploy_lock_free(lock), check=False).returncode == 1:
         return (_text(h, lock) or "").strip() or "another process"
     return None
 
@@ -187,9 +184,8 @@ def _stat_paths(u: AppOnHost, static: dict[str, str | None], releases: Sequence[
 def _slot_status(u: AppOnHost, systemd: bool) -> dict[str, Output]:
     h, L = u.host, u.L
     if systemd:
-        show = ("show", "-p", "ActiveState", "-p", "SubState", "-p", "Result")
-        return {s: _run(h, C.systemctl(*show, L.systemd_instance(s))) for s in SLOTS}
-    return {s: _run(h, C.supervisorctl(u.tool, "status", L.supervisor_program(s))) for s in SLOTS}
+        return {s: _run(h, FD.systemd_state(L.systemd_instance(s))) for s in SLOTS}
+    return {s: _run(h, FD.supervisor_state(u.tool, L.supervisor_program(s))) for s in SLOTS}
 
 
 # ---- the whole picture ----------------------------------------------------------------------
@@ -221,11 +217,11 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
 
     static = {st.path: _resolve_any(h, f"{L.current}/{st.path}") for st in cfg.app.static}
     static_denied = {
-        path: _stdout(h, ("sh", "-c", FIND_DENIED, "sh", folder, FIND_FORMAT))
+        path: _stdout(h, FD.static_denied(folder))
         for path, folder in static.items() if folder and h.exists(folder)
     }
     # stat exits 1 when some paths are missing: they are left out, and that is the fact.
-    stat = _run(h, ("stat", "-c", STAT_FORMAT, "--", *_stat_paths(u, static, (live_rel, failed_rel))))
+    stat = _run(h, FD.stat_paths(_stat_paths(u, static, (live_rel, failed_rel))))
     nginx_pid = _text(h, NGINX_PID)
     pid = F.parse_pid(nginx_pid)
     ufw = h.which("ufw")
@@ -240,32 +236,32 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
         config_path=str(project.source),
         systemd=systemd,
         nginx_user=nginx_user,
-        nginx_groups=_stdout(h, ("id", "-Gn", nginx_user)),
-        app_groups=_stdout(h, ("id", "-Gn", cfg.user)),
-        clock=_stdout(h, ("date", "+%s %z")),
+        nginx_groups=_stdout(h, FD.groups_of(nginx_user)),
+        app_groups=_stdout(h, FD.groups_of(cfg.user)),
+        clock=_stdout(h, FD.clock()),
         state=state_text,
         deploying=_deploying(u),
         releases=listing,
         upstream=_text(h, L.nginx_upstream),
         site=_text(h, L.nginx_site),
         site_link=_link(h, L.nginx_site_link),
-        nginx_T=_run(h, ("nginx", "-T")),
-        default_servers=_run(h, ("grep", "-RnH", "default_server", "/etc/nginx/sites-enabled", "/etc/nginx/conf.d")).stdout,
+        nginx_T=_run(h, FD.nginx_dump()),
+        default_servers=_run(h, FD.default_servers()).stdout,
         nginx_pid=nginx_pid,
         nginx_alive=h.run(C.kill("0", pid), check=False).ok if pid else None,
-        ss_tcp=_stdout(h, ("ss", "-ltnpH")),
-        ss_unix=_stdout(h, ("ss", "-lxnH")),
-        df=_run(h, ("df", "-P", _existing(h, L.base), _existing(h, L.log_dir))).stdout or None,
+        ss_tcp=_stdout(h, FD.tcp_sockets()),
+        ss_unix=_stdout(h, FD.unix_sockets()),
+        df=_run(h, FD.disk_use((_existing(h, L.base), _existing(h, L.log_dir)))).stdout or None,
         ufw_installed=ufw is not None,
-        ufw=_run(h, ("ufw", "status", "verbose")) if ufw else None,
+        ufw=_run(h, FD.ufw_status_verbose()) if ufw else None,
         gunicorn_conf=gunicorn_conf,
         slot_status=_slot_status(u, systemd),
         pids={s: _text(h, L.pidfile(s)) for s in SLOTS},
         stats=stat.stdout if stat.rc in (0, 1) else None,
         static=static,
         static_denied=static_denied,
-        gunicorn_log=_stdout(h, ("tail", "-n", str(LOG_LINES), L.error_log)),
-        nginx_log=_stdout(h, ("tail", "-n", str(LOG_LINES), L.nginx_error_log)),
+        gunicorn_log=_stdout(h, FD.log_tail(L.error_log)),
+        nginx_log=_stdout(h, FD.log_tail(L.nginx_error_log)),
         probe_nginx=probe_nginx,
         probe_slot=probe_slot,
         live=live_rel,
