@@ -13,8 +13,9 @@ import contextlib
 import functools
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -23,6 +24,11 @@ from rich.markup import escape
 from garrison import __version__
 from garrison.errors import ConfigError, DeployError, GarrisonError
 from garrison.workflows import CHANGED, FAILED, SKIPPED, StepResult
+
+if TYPE_CHECKING:
+    from garrison.diagnose.rules import Report
+    from garrison.hosts import Executor
+    from garrison.project import Project
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -97,7 +103,7 @@ config_option = click.option(
 )
 
 
-def _project(config_path: Path | None, sample_if_missing: bool = False):
+def _project(config_path: Path | None, sample_if_missing: bool = False) -> Project:
     from garrison.project import find_project
 
     return find_project(Path.cwd(), config=config_path, sample_if_missing=sample_if_missing)
@@ -140,7 +146,7 @@ def render(config_path: Path | None, out_dir: Path, slot: str) -> None:
 
 
 @contextlib.contextmanager
-def explain_failure(project, host):
+def explain_failure(project: Project, host: Executor) -> Iterator[None]:
     """A failed deploy runs doctor's rules on the same host before it exits, and prints their cause too."""
     try:
         yield
@@ -153,7 +159,7 @@ def explain_failure(project, host):
 _FINDING_STYLE = {"ok": "green", "warn": "yellow", "fail": "bold red", "unknown": "dim"}
 
 
-def print_report(report) -> None:
+def print_report(report: Report) -> None:
     for f in report.findings:
         mark = " [bold red]<- cause[/]" if report.cause == f else ""
         out.print(f"[{_FINDING_STYLE[f.status]}]{f.status:>7}[/] {f.hop:<8} {f.check:<16} {escape(f.evidence)}{mark}")
@@ -187,13 +193,13 @@ def doctor(config_path: Path | None, as_json: bool) -> None:
         sys.exit(1)
 
 
-def print_plan(project, host, prefix: str = "", as_json: bool = False, wheelhouse=None) -> None:
+def print_plan(project: Project, host: Executor, prefix: str = "", as_json: bool = False) -> None:
     """What `up` would do on host, step by step with file diffs; each line after prefix (e.g. "web1 | ")."""
     import json
 
     from garrison.workflows.up import plan
 
-    decisions = plan(project, host, wheelhouse=wheelhouse)
+    decisions = plan(project, host)
     if as_json:
         click.echo(json.dumps([d.to_json() for d in decisions], indent=2))
         return

@@ -19,7 +19,9 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from rich.markup import escape
@@ -30,6 +32,12 @@ from garrison.cli.local import up as local_up
 from garrison.errors import GarrisonError
 from garrison.workflows import StepResult
 
+if TYPE_CHECKING:
+    from garrison.config.model import Host
+    from garrison.hosts.ssh import SSHExecutor
+    from garrison.workflows.fleet import FleetDeploy, HostOutcome
+
+F = TypeVar("F", bound=Callable[..., Any])
 _PRINT = threading.Lock()
 
 
@@ -55,7 +63,7 @@ class PrefixReporter:
             out.print(f"[bold]{escape(self.prefix)}[/] | {escape(text)}")
 
 
-def _reporters(names: list[str]):
+def _reporters(names: list[str]) -> Callable[[str], PrefixReporter]:
     width = max((len(n) for n in names), default=0)
     return lambda name: PrefixReporter(name, width)
 
@@ -65,7 +73,7 @@ def _host_error(name: str, text: str) -> None:
     err.print(f"[bold red]garrison: error:[/] [bold]{escape(name)}[/]: {escape(text.splitlines()[0] if text else '')}")
 
 
-def _print_failures(outcomes) -> None:
+def _print_failures(outcomes: Sequence[HostOutcome]) -> None:
     for o in outcomes:
         if o.ok or o.skipped or not o.error:
             continue
@@ -86,8 +94,8 @@ ssh_options = [
 ]
 
 
-def _with(options):
-    def deco(fn):
+def _with(options: list[Callable[[F], F]]) -> Callable[[F], F]:
+    def deco(fn: F) -> F:
         for opt in reversed(options):
             fn = opt(fn)
         return fn
@@ -114,7 +122,8 @@ def deploy_cmd(ctx: click.Context, config_path: Path | None, show_plan: bool, as
 
 
 @boundary
-def _deploy(ctx, config_path, show_plan, as_json, host_names, trust_new_hosts, parallel, wheelhouse) -> int:
+def _deploy(ctx: click.Context, config_path: Path | None, show_plan: bool, as_json: bool, host_names: tuple[str, ...],
+            trust_new_hosts: bool, parallel: bool, wheelhouse: Path | None) -> int:
     from garrison.wheelhouse import local_wheelhouse
     from garrison.workflows.fleet import FleetDeploy, SSHOptions, select_hosts
 
@@ -136,7 +145,7 @@ def _deploy(ctx, config_path, show_plan, as_json, host_names, trust_new_hosts, p
     return _roll_out(fleet, hosts, f"garrison deploy: [bold]{cfg.app.name}[/] to", "deployed", parallel=parallel)
 
 
-def _roll_out(fleet, hosts, title: str, verb: str, **deploy_args) -> int:
+def _roll_out(fleet: FleetDeploy, hosts: list[Host], title: str, verb: str, **deploy_args: Any) -> int:
     """fleet.deploy on hosts (then the connections closed), each failure with its evidence,
     a one-line summary; returns the exit status (how many hosts failed)."""
     from garrison.workflows.fleet import exit_status, summary
@@ -168,7 +177,8 @@ def rollback_cmd(ctx: click.Context, config_path: Path | None, release: str | No
 
 
 @boundary
-def _rollback(ctx, config_path, release, host_names, trust_new_hosts, parallel) -> int:
+def _rollback(ctx: click.Context, config_path: Path | None, release: str | None, host_names: tuple[str, ...],
+              trust_new_hosts: bool, parallel: bool) -> int:
     from garrison.workflows.fleet import FleetDeploy, SSHOptions, select_hosts
 
     project = _project(config_path, sample_if_missing=True)
@@ -187,7 +197,7 @@ def _rollback(ctx, config_path, release, host_names, trust_new_hosts, parallel) 
 main.add_command(rollback_cmd, "rollback")
 
 
-def _plan(fleet, hosts, as_json: bool = False) -> int:
+def _plan(fleet: FleetDeploy, hosts: list[Host], as_json: bool = False) -> int:
     import json
 
     from garrison.workflows.fleet import host_project
@@ -284,7 +294,7 @@ def status_cmd(ctx: click.Context, config_path: Path | None, host_names: tuple[s
 
 
 @boundary
-def _status(ctx, config_path, host_names, trust_new_hosts) -> int:
+def _status(ctx: click.Context, config_path: Path | None, host_names: tuple[str, ...], trust_new_hosts: bool) -> int:
     from rich.table import Table
 
     from garrison.cli.local import status as local_status
@@ -331,7 +341,8 @@ def logs_cmd(ctx: click.Context, config_path: Path | None, which: str, follow: b
 
 
 @boundary
-def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -> int:
+def _logs(ctx: click.Context, config_path: Path | None, which: str, follow: bool, lines: int, host_names: tuple[str, ...],
+          trust_new_hosts: bool) -> int:
     from garrison.cli.local import logs as local_logs
     from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
     from garrison.workflows.manage import log_path
@@ -344,7 +355,7 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
         return 0
     opts = SSHOptions.from_env(trust_new_hosts)
     failed = 0
-    followed: list[tuple[str, object, str]] = []
+    followed: list[tuple[str, SSHExecutor, str]] = []
     for h in select_hosts(project.config, host_names):
         ex = executor_for(h, opts)
         keep_open = False
@@ -354,7 +365,7 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
             res = ex.run(("tail", "-n", str(lines), path), check=False)
             if res.ok and follow:
                 # Following starts after the last line shown: tail -n 0.
-                followed.append((h.name, ex, path))
+                followed.append((h.name, cast("SSHExecutor", ex), path))
                 keep_open = True
         except GarrisonError as exc:
             _host_error(h.name, str(exc))
@@ -374,14 +385,14 @@ def _logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts) -
     return min(100, failed)
 
 
-def _follow_logs(followed: list) -> bool:
+def _follow_logs(followed: list[tuple[str, SSHExecutor, str]]) -> bool:
     """`tail -F` on every host at once, each line prefixed by its host, until Ctrl-C
     (then True)."""
     import threading
 
     print_lock = threading.Lock()
 
-    def one(name: str, ex, path: str) -> None:
+    def one(name: str, ex: SSHExecutor, path: str) -> None:
         def on_line(raw: bytes) -> None:
             with print_lock:
                 out.print(f"{escape(name)} | {escape(raw.decode(errors='replace').rstrip())}")

@@ -91,6 +91,9 @@ class Executor(ABC):
         connection), so that no stale lock ever blocks the next deploy.
         """
 
+    def close(self) -> None:  # noqa: B027 (optional: only a connection has something to close)
+        """End the connection to the host, if any (nothing to do for this machine)."""
+
     # Built on the primitives, the same for every executor.
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None

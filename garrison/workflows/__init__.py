@@ -8,9 +8,10 @@ outcome to a `Reporter`, which the CLI renders.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol
+from typing import Protocol
 
 CHANGED = "changed"
 UNCHANGED = "unchanged"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import posixpath
-from typing import Sequence
+from collections.abc import Sequence
 
 from garrison import commands as C
 from garrison import facts as F
@@ -20,8 +20,6 @@ from garrison.diagnose.rules import NGINX_PID, Report, diagnose
 from garrison.errors import DeployError, HostError
 from garrison.facts import doctor as FD
 from garrison.facts.doctor import (
-    FIND_FORMAT,
-    STAT_FORMAT,
     DoctorFacts,
     Output,
     ReleaseFacts,

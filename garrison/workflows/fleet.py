@@ -18,9 +18,9 @@ import posixpath
 import threading
 import time
 import traceback
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 from garrison import commands as C
 from garrison import facts as F
@@ -59,7 +59,7 @@ class SSHOptions:
     connect_timeout: float = 10.0
 
     @classmethod
-    def from_env(cls, trust_new_hosts: bool = False, env: dict | None = None) -> "SSHOptions":
+    def from_env(cls, trust_new_hosts: bool = False, env: dict | None = None) -> SSHOptions:
         env = os.environ if env is None else env
         ids = env.get("GARRISON_IDENTITY")
         cfg = env.get("GARRISON_SSH_CONFIG")

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import posixpath
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from garrison import commands as C
 from garrison import facts as F

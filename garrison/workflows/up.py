@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from garrison.clock import SYSTEM, Clock
 from garrison.hosts import Executor
