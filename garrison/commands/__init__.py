@@ -194,3 +194,16 @@ def process_age(pid: int) -> tuple[str, ...]:
 
 def children(pid: int) -> tuple[str, ...]:
     return ("ps", "-o", "pid=", "--ppid", str(pid))
+
+
+def make_dirs_as(user: str, path: str) -> tuple[str, ...]:
+    """mkdir -p as the app user (its own data folders)."""
+    return ("runuser", "-u", user, "--", "mkdir", "-p", path)
+
+
+def copy_preserving(src: str, dest: str) -> tuple[str, ...]:
+    return ("cp", "-a", "--", src, dest)
+
+
+def chown_tree(user: str, path: str) -> tuple[str, ...]:
+    return ("chown", "-R", "--no-dereference", f"{user}:{user}", path)

@@ -96,6 +96,11 @@ class App(_Strict):
     keep_releases: int = Field(5, description="releases kept on the host for rollback")
     python: str = Field("/usr/bin/python3", description="interpreter on the host that builds the app's venv")
     static: tuple[Static, ...] = Field((), description="static folders served by nginx")
+    persist: tuple[str, ...] = Field(
+        (),
+        description='paths relative to the app root (folders or files, e.g. "instance", "media", "db.sqlite3") whose '
+        "contents outlive releases: kept in shared/, writable by the app, linked from each release",
+    )
 
     @field_validator("name", mode="before")
     @classmethod
@@ -155,6 +160,25 @@ class App(_Strict):
         if not isinstance(v, str) or not v.startswith("/"):
             raise ValueError(f"expected an absolute path to a python interpreter on the host, got {_got(v)}")
         return v
+
+    @field_validator("persist", mode="before")
+    @classmethod
+    def _persist(cls, v: Any) -> tuple[str, ...]:
+        if not isinstance(v, list | tuple):
+            raise ValueError(f'expected a list of paths, e.g. ["instance", "db.sqlite3"], got {_got(v)}')
+        paths = []
+        for item in v:
+            path = _relative_inside(item, "a path")
+            if path == "." or path.startswith(".garrison") or path == ".venv" or path.startswith(".venv/"):
+                raise ValueError(f"expected a file or folder inside the app, not {_got(item)}")
+            paths.append(path)
+        for a in paths:
+            for b in paths:
+                if a != b and b.startswith(a + "/"):
+                    raise ValueError(f'expected paths that do not nest, got "{b}" inside "{a}"')
+        if len(set(paths)) != len(paths):
+            raise ValueError("expected each path once")
+        return tuple(paths)
 
     @field_validator("static", mode="before")
     @classmethod

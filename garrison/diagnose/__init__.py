@@ -61,3 +61,22 @@ def boot_failure(log_text: str) -> BootFailure | None:
                     return BootFailure(summary=_LOG_PREFIX.sub("", ln).strip(), traceback=())
         return BootFailure(summary="gunicorn's workers failed to boot (see the error log)", traceback=tuple(lines[start : start + 20]))
     return BootFailure(summary=summary, traceback=tuple(tb[-20:]))
+
+
+_IN_RELEASE = re.compile(r"(/\S*?/releases/[0-9TZ]+-[0-9a-f]{12})/([^\s'\":,)]+)")
+
+
+def write_failure_fix(text: str) -> str | None:
+    """The fix when the app failed because it writes inside its release (which is read-only):
+    a PermissionError naming a path in it, or SQLite's "unable to open database file"."""
+    for line in text.splitlines():
+        if "Permission denied" in line or "PermissionError" in line or "Read-only file system" in line:
+            m = _IN_RELEASE.search(line)
+            if m:
+                top = m.group(2).split("/")[0]
+                return (f"the app writes {m.group(1)}/{m.group(2)}, inside its release, which is read-only: "
+                        f'add "{top}" to [app] persist in garrison.toml')
+    if "unable to open database file" in text or "attempt to write a readonly database" in text:
+        return ("the app's SQLite database is inside its release, which is read-only: add its file "
+                '(e.g. "db.sqlite3") to [app] persist in garrison.toml')
+    return None

@@ -636,8 +636,10 @@ def check_slot_running(facts: F.DoctorFacts) -> Finding:
     if st.changing and failure is None:
         return _f("slot_running", "gunicorn", "unknown", f"{st.line}: between two states (a deploy?); run the doctor again")
     why = f"; {L.error_log}: {failure.summary}" if failure else ""
+    writes = D.write_failure_fix(F.last_boot(facts.gunicorn_log) or "")
     return _f(
         "slot_running", "gunicorn", "fail", f"gunicorn keeps exiting: {st.line}{why}",
+        f"{writes}, then run `{UP}`" if writes else
         f"fix what `tail -n 50 {L.error_log}` shows, then run `{_slot_command(facts, 'restart', slot)}`",
     )
 
@@ -820,7 +822,9 @@ def check_app_import(facts: F.DoctorFacts) -> Finding:
         failure = D.boot_failure(F.last_boot(facts.gunicorn_log))
         if failure:
             ev = f"{_L(facts).error_log}: {failure.summary}"
-            return _f("app_import", "app", "fail", ev, f"fix that error in the app's code, then run `{UP}`")
+            writes = D.write_failure_fix(F.last_boot(facts.gunicorn_log) or "")
+            return _f("app_import", "app", "fail", ev, f"{writes}, then run `{UP}`" if writes else
+                      f"fix that error in the app's code, then run `{UP}`")
         return _f("app_import", "app", "unknown", f"{entry} was not imported (no live release)")
     out = rel.import_check
     if _exec_failed(out):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import posixpath
 
 from garrison import commands as C
+from garrison import diagnose as D
 from garrison.errors import DeployError
 from garrison.steps import Context, Decision, change, skip
 from garrison.steps.slot import decide_slot
@@ -31,8 +32,11 @@ def run_hook(ctx: Context, name: str, command: str, rid: str, slot: str) -> None
     }
     res = h.run(C.as_app_shell(ctx.tool, L.env_file, ctx.cfg.user, release, env, command), check=False, timeout=1800)
     if not res.ok:
-        out = (res.stderr.strip() or res.stdout.strip()).splitlines()[-15:]
-        raise DeployError(f"the {name} hook `{command}` exited {res.returncode} in release {rid}\n" + "\n".join("  " + ln for ln in out))
+        text = res.stderr.strip() or res.stdout.strip()
+        out = text.splitlines()[-15:]
+        fix = D.write_failure_fix(text)
+        raise DeployError(f"the {name} hook `{command}` exited {res.returncode} in release {rid}\n"
+                          + "\n".join("  " + ln for ln in out) + (f"\nfix: {fix}" if fix else ""))
 
 
 class ReleaseHook:

@@ -21,7 +21,8 @@ def folders(ctx: Context) -> list[Folder]:
     log_group = "adm" if ctx.host.run(C.group_exists("adm"), check=False).ok else user
     return [
         *((p, 0o755, "root", "root") for p in (L.base, L.releases, L.venvs, L.slots_dir, L.etc_dir, L.error_pages)),
-        (L.shared, 0o750, user, user),
+        # Others may pass through (not list) shared/: nginx serves a persisted media folder.
+        (L.shared, 0o751, user, user),
         # Sockets: created by the app user, group nginx's user (setgid), 0660 via umask.
         (L.run_dir, 0o2750, user, ctx.hf.nginx_user),
         (L.log_dir, 0o750, user, log_group),

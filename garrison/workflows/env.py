@@ -72,9 +72,9 @@ def change_env(project: Project, host: Executor, run: Run, *, set_: dict[str, st
         # Nothing deployed yet: just write the file; the first `up` reads it.
         user = project.config.user
         if host.run(C.user_exists(user), check=False).ok:
-            host.ensure_dir(u.L.shared, mode=0o750, owner=user, group=user)
+            host.ensure_dir(u.L.shared, mode=0o751, owner=user, group=user)
         else:
-            host.ensure_dir(u.L.shared, mode=0o750)
+            host.ensure_dir(u.L.shared, mode=0o751)
         write()
         return changed
     restart(project, host, run, "environment changed", locked=write)

@@ -26,6 +26,7 @@ from garrison.steps.drain import Drain
 from garrison.steps.firewall import Firewall
 from garrison.steps.health import Health
 from garrison.steps.hook import PostDeployHook, ReleaseHook
+from garrison.steps.persist import Persist
 from garrison.steps.prune import Prune
 from garrison.steps.release import Release, Target
 from garrison.steps.site import CatchAll, Site
@@ -46,7 +47,7 @@ def serving_steps(kept_release: bool) -> list[Step]:
     """Everything under the deploy lock; a rollback or restart runs a kept release."""
     return [
         *([Target()] if kept_release else [Release(), Venv()]),
-        ConfigFiles(), Supervisor(), ReleaseHook(), Slot(), Upstream(), Drain(), PostDeployHook(),
+        Persist(), ConfigFiles(), Supervisor(), ReleaseHook(), Slot(), Upstream(), Drain(), PostDeployHook(),
         Tls(), CatchAll(), Site(), Firewall(), Health(), Prune(),
     ]
 

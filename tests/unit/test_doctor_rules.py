@@ -837,3 +837,16 @@ def test_an_empty_nginx_pid_file_means_nginx_is_not_running():
     stopped = replace(base, nginx_pid="", nginx_alive=None)
     f = check(R.check_nginx_running, stopped)
     assert f.status == "fail" and "/run/nginx.pid is empty" in f.evidence and f.fix == "nginx"
+
+
+def test_a_write_inside_the_release_is_fixed_by_persist():
+    from garrison import diagnose as D
+
+    perm = ("PermissionError: [Errno 13] Permission denied: "
+            "'/srv/flaskr/releases/20261128T101010Z-0123456789ab/instance/flaskr.sqlite'")
+    fix = D.write_failure_fix("Traceback (most recent call last):\n  ...\n" + perm)
+    assert fix is not None and 'add "instance" to [app] persist' in fix and "/instance/flaskr.sqlite" in fix
+    sqlite = D.write_failure_fix("django.db.utils.OperationalError: unable to open database file")
+    assert sqlite is not None and "db.sqlite3" in sqlite and "persist" in sqlite
+    assert D.write_failure_fix("PermissionError: [Errno 13] Permission denied: '/etc/shadow'") is None
+    assert D.write_failure_fix("ValueError: nope") is None

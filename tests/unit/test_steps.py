@@ -318,3 +318,60 @@ def test_an_accepted_candidate_is_written_and_nginx_reloaded(tmp_path):
     # In the scratch copy the candidate's own /etc/nginx/ paths pointed into the copy.
     assert nginx.put_live(ctx, nginx.NginxChange(puts={site: "server { include /etc/nginx/x; }\n"}, links={link: site})) == []
     host.assert_done()
+
+
+# -- data that outlives releases -------------------------------------------------------------
+
+PERSIST = {"app": {"name": "shop", "entry": "m:app", "persist": ["media", "db.sqlite3", "instance"]}}
+
+
+def test_persist_seeds_once_from_the_release_then_only_links(tmp_path):
+    from garrison.steps.persist import Persist
+
+    host = FakeHost()
+    ctx = make_ctx(tmp_path, host, config=PERSIST)
+    (tmp_path / "media").mkdir()
+    (tmp_path / "media" / "logo.png").write_bytes(b"png")
+    rel = "/srv/shop/releases/r1"
+    host.add_dir("/srv/shop/shared", mode=0o751, owner="shop", group="shop")
+    host.add_file(f"{rel}/media/logo.png", b"png")  # the release as copied from the source
+    ctx.rid, ctx.new_release = "r1", True
+    d = Persist().decide(ctx)
+    assert d.action == "change"
+    assert d.reason == "seed media from the release; link media; link db.sqlite3; make instance in shared/; link instance"
+
+    def seed(argv, _input):
+        host.add_file("/srv/shop/shared/media/logo.png", b"png")
+        return Reply()
+
+    host.expect(("cp", "-a", "--", f"{rel}/media", "/srv/shop/shared/media"), respond=seed)
+    host.expect(("chown", "-R", "--no-dereference", "shop:shop", "/srv/shop/shared/media"))
+    Persist().apply(ctx, d)
+    for path in ("media", "db.sqlite3", "instance"):
+        node = host.node(f"{rel}/{path}")
+        assert node is not None and node.kind == "link" and node.target == f"/srv/shop/shared/{path}"
+    shared = host.node("/srv/shop/shared/instance")
+    assert shared is not None and shared.kind == "dir" and shared.owner == "shop"
+    assert host.node("/srv/shop/shared/db.sqlite3") is None  # the app makes its SQLite file itself
+    host.assert_done()
+
+    # The next deploy of the same release: nothing to seed, nothing to link.
+    ctx2 = make_ctx(tmp_path, host, config=PERSIST)
+    ctx2.rid = "r1"
+    host.add_file("/srv/shop/shared/db.sqlite3", b"SQLite format 3\0", owner="shop", group="shop")
+    assert Persist().decide(ctx2).action == "unchanged"
+    # A new release never re-seeds: the data in shared/ wins over the release's copy.
+    ctx3 = make_ctx(tmp_path, host, config=PERSIST)
+    ctx3.rid, ctx3.new_release = "r2", True
+    d3 = Persist().decide(ctx3)
+    assert d3.reason == "link media; link db.sqlite3; link instance"
+    host.assert_done()
+
+
+def test_persist_paths_are_checked_in_the_config():
+    from garrison.errors import ConfigError
+
+    for bad, why in ((["../etc"], "escapes it"), (["/var/data"], "relative to the app root"),
+                     (["media", "media/x"], "do not nest"), (["."], "inside the app")):
+        with pytest.raises(ConfigError, match=why):
+            parse_config({"app": {"name": "a", "entry": "m:app", "persist": bad}}, "garrison.toml")
