@@ -372,6 +372,24 @@ def logs(config_path: Path | None, which: str, follow: bool, lines: int) -> None
     os.execvp("tail", argv)
 
 
+@main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@config_option
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@boundary
+def run(config_path: Path | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND once in the live release, as the app user, with its venv and env:
+    garrison run -- python manage.py createsuperuser. The exit status is the command's."""
+    import os
+
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows.oneoff import command_argv
+
+    project = _project(config_path, sample_if_missing=True)
+    argv = command_argv(project, LocalExecutor(), command)
+    sys.stdout.flush()
+    os.execv(argv[0], list(argv))  # this terminal, stdin and exit status are the command's
+
+
 @main.command()
 @config_option
 @click.option("--purge", is_flag=True, help="Also remove the app user, releases, venvs, shared files and logs.")

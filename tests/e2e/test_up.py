@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -128,6 +129,20 @@ def test_status_shows_live_slot_and_health(deployed, workdir):
     assert "HTTP 200" in proc.stdout
     assert f"{live_slot()}" in proc.stdout
     assert "running under" in proc.stdout
+
+
+def test_run_a_one_off_command_in_the_live_release(deployed, workdir):
+    """`garrison run`: as the app user, in the live release, with its venv; stdin in, exit status out."""
+    code = "import os, sys, pwd; print(pwd.getpwuid(os.getuid()).pw_name, os.getcwd(), sys.prefix); sys.exit(3)"
+    proc = garrison("run", "--", "python", "-c", code, cwd=workdir)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    user, cwd, prefix = proc.stdout.split()
+    current = os.path.realpath("/srv/ave_caesar/current")
+    assert user == "ave_caesar" and cwd == current and prefix.startswith(current + "/.venv")
+    piped = subprocess.run((sys.executable, "-m", "garrison", "run", "--", "python", "-c",
+                            "import sys; print(sys.stdin.read().upper())"),
+                           cwd=workdir, input="through stdin", capture_output=True, text=True, timeout=60)
+    assert piped.returncode == 0 and piped.stdout.strip() == "THROUGH STDIN", piped.stderr
 
 
 def test_kill_9_master_comes_back(deployed):
