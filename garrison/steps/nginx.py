@@ -55,8 +55,12 @@ class NginxChange:
         return [ln for p, t in self.puts.items() for ln in file_diff(p, app.host.read_file(p), t)]
 
 
-def validate(app: AppOnHost, change: NginxChange) -> None:
-    """`nginx -t` on a scratch copy of /etc/nginx with the candidates in place of the live files."""
+def validate(app: AppOnHost, change: NginxChange, also: NginxChange | None = None) -> None:
+    """`nginx -t` on a scratch copy of /etc/nginx with the candidates in place of the live files.
+
+    `also` holds files that will be put live next (the app's own site, when the catch-all
+    goes first): they stand in the copy too, so a broken live file that the next step
+    replaces anyway does not fail this one."""
     h = app.host
     scratch = f"{SCRATCH}/{app.cfg.app.name}"
     here = scratch + "/"
@@ -75,13 +79,15 @@ def validate(app: AppOnHost, change: NginxChange) -> None:
         if not h.exists(here + "nginx.conf"):
             raise DeployError(f"{ETC}nginx.conf is missing; reinstall nginx (apt-get install --reinstall nginx-common)")
         h.run(C.rewrite_paths(scratch, ETC, here))
-        for path, text in change.puts.items():
+        both = NginxChange({**(also.puts if also else {}), **change.puts}, {**(also.links if also else {}), **change.links},
+                           [*(also.removes if also else []), *change.removes])
+        for path, text in both.puts.items():
             h.write_file(at(path), text.replace(ETC, here).encode())
-        for path, target in change.links.items():
-            candidate = change.puts.get(target)
+        for path, target in both.links.items():
+            candidate = both.puts.get(target)
             raw = candidate.encode() if candidate is not None else (h.read_file(target) or b"")
             h.write_file(at(path), raw.decode(errors="replace").replace(ETC, here).encode())
-        for path in change.removes:
+        for path in both.removes:
             h.remove(at(path))
         res = h.run(C.nginx_test(here + "nginx.conf"), check=False)
         if not res.ok:
@@ -113,7 +119,7 @@ def reload(ctx: Context) -> str:
     return "started nginx"
 
 
-def put_live(ctx: Context, change: NginxChange, *, apply: bool = True) -> list[str]:
+def put_live(ctx: Context, change: NginxChange, *, apply: bool = True, also: NginxChange | None = None) -> list[str]:
     """Validate, replace and (with apply, when nginx runs or should) reload; notes of what changed.
 
     A failed reload puts the previous files back."""
@@ -121,7 +127,7 @@ def put_live(ctx: Context, change: NginxChange, *, apply: bool = True) -> list[s
     todo = change.pending(ctx.app)
     if not todo:
         return []
-    validate(ctx.app, todo)
+    validate(ctx.app, todo, also)
     undo: list[tuple[str, bytes | None, str | None]] = []  # path, old bytes, old link target
     try:
         for path, text in todo.puts.items():

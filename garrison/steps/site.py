@@ -45,6 +45,15 @@ def catchall_change(ctx: Context) -> nginx.NginxChange:
                              links={T.catchall_link(port): T.catchall_site(port)})
 
 
+def catchall_note(ctx: Context, todo: nginx.NginxChange) -> str:
+    port = ctx.cfg.server.port
+    if todo.puts or todo.links:
+        return f"catch-all site: unknown hosts on port {port} get 444"
+    if ctx.cfg.server.default:
+        return "catch-all removed (this app is the default server)"
+    return f"catch-all removed (another site is the default server on port {port})"
+
+
 class CatchAll:
     name = "catchall"
 
@@ -55,11 +64,12 @@ class CatchAll:
         todo = catchall_change(ctx).pending(ctx.app)
         if not todo:
             return unchanged(self.name, "catch-all as it should be")
-        return change(self.name, "; ".join(todo.describe()), todo.diff(ctx.app), data=todo)
+        return change(self.name, catchall_note(ctx, todo), todo.diff(ctx.app), data=todo)
 
     def apply(self, ctx: Context, decision: Decision) -> str:
-        notes = nginx.put_live(ctx, decision.data)
-        return "; ".join(notes)
+        # Validated with the app's site as the next step will put it (a broken live one is replaced).
+        notes = nginx.put_live(ctx, decision.data, also=site_change(ctx))
+        return "; ".join([decision.reason, *(n for n in notes if "nginx" in n)])
 
 
 class Site:

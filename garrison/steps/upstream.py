@@ -10,6 +10,7 @@ import posixpath
 
 from garrison import render as R
 from garrison.steps import Context, Decision, change, file_diff, nginx, unchanged
+from garrison.steps.site import site_change
 
 
 def record_live(ctx: Context) -> None:
@@ -45,7 +46,8 @@ class Upstream:
         # Before the site exists (a first deploy) nginx doesn't read the include yet:
         # the site step validates and loads both.
         live_site = ctx.host.exists(L.nginx_site_link)
-        notes = nginx.put_live(ctx, nginx.NginxChange(puts={L.nginx_upstream: decision.data}), apply=live_site)
+        notes = nginx.put_live(ctx, nginx.NginxChange(puts={L.nginx_upstream: decision.data}), apply=live_site,
+                               also=site_change(ctx))
         if ctx.cutover is not None:
             record_live(ctx)
         return "; ".join([decision.reason] + [n for n in notes if "nginx" in n])
