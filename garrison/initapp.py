@@ -43,7 +43,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from garrison.config.model import HOSTNAME_RE, RESERVED_NAMES
+from pydantic import BaseModel
+
+from garrison.config.model import HOSTNAME_RE, RESERVED_NAMES, Gunicorn
 from garrison.errors import ConfigError, DetectError
 
 __all__ = [
@@ -82,6 +84,10 @@ NOT_FOUND = (
     "create_app() factory in wsgi.py, asgi.py, app.py, main.py and packages; write garrison.toml by hand with "
     '[app] name = "..." and entry = "module:callable"'
 )
+
+# [gunicorn] keys shown commented out, with the model's default and help, in the
+# garrison.toml init writes (worker_class too, unless init sets it).
+GUNICORN_SHOWN = ("workers", "threads", "timeout")
 
 # Folders that never hold the app's own code (virtualenvs, VCS, caches).
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "site-packages"})
@@ -948,6 +954,21 @@ def _line(assignment: str, comment: str) -> str:
     return f"{assignment:<28} # {comment}" if comment else assignment
 
 
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _toml_str(value)
+    raise TypeError(f"no TOML spelling for {value!r}")  # a model default init does not show
+
+
+def _model_default(model: type[BaseModel], key: str) -> str:
+    """`# key = <default>  # <help>`, both read from the config model, so the
+    comments init writes cannot drift from what Garrison really does."""
+    field = model.model_fields[key]
+    return _line(f"# {key} = {_toml_value(field.default)}", field.description or "")
 
 
 def render_toml(d: Detection) -> str:
@@ -989,12 +1010,8 @@ def render_toml(d: Detection) -> str:
     if d.worker_class:
         lines.append(_line(f"worker_class = {_toml_str(d.worker_class)}", "ASGI app: uvicorn workers (uvicorn-worker)"))
     else:
-        lines.append(_line('# worker_class = "gevent"', "sync | gthread | gevent | uvicorn"))
-    lines += [
-        _line('# workers = "auto"', "2 x CPU + 1, computed on the host"),
-        "# timeout = 30",
-        "",
-    ]
+        lines.append(_model_default(Gunicorn, "worker_class"))
+    lines += [*(_model_default(Gunicorn, key) for key in GUNICORN_SHOWN), ""]
     if d.release_hook:
         lines += [
             "[hooks]",

@@ -753,3 +753,54 @@ def test_websocket_without_ws_library_is_noted() -> None:
     assert any("websockets" in n for n in d.notes)
     for ok in ("fastapi\nwebsockets>=12\n", "uvicorn[standard]\nfastapi\n", "wsproto\n"):
         assert not any("websockets" in n for n in scan({"main.py": source, "requirements.txt": ok}).notes)
+
+
+# ---------------------------------------------------------------- comments follow the config model
+
+
+def _commented_settings(text: str, table: str) -> dict[str, tuple[object, str]]:
+    """`# key = value  # help` lines of one table: key -> (TOML value, help)."""
+    out: dict[str, tuple[object, str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif current == table and line.startswith("# ") and " = " in line:
+            setting, _, help_text = line[2:].partition(" # ")
+            key, _, value = setting.partition(" = ")
+            out[key.strip()] = (tomllib.loads(f"v = {value.strip()}")["v"], help_text.strip())
+    return out
+
+
+def test_gunicorn_comments_are_the_models_defaults_and_help() -> None:
+    from garrison.config.model import Gunicorn
+
+    shown = _commented_settings(render_toml(scan({"main.py": FLASK_APP})), "gunicorn")
+    assert set(shown) >= {"worker_class", "workers", "threads", "timeout"}
+    for key, (value, help_text) in shown.items():
+        field = Gunicorn.model_fields[key]
+        assert value == field.default, key
+        assert help_text == field.description, key
+
+
+def test_gunicorn_comments_state_the_measured_defaults() -> None:
+    # What docs/benchmarks.md measured and the model holds: gthread, one process per CPU, 8 threads.
+    text = render_toml(scan({"main.py": FLASK_APP}))
+    shown = _commented_settings(text, "gunicorn")
+    assert shown["worker_class"][0] == "gthread"
+    assert shown["workers"][1].startswith('worker processes, or "auto": one per CPU (at least 2)')
+    assert shown["threads"][0] == 8
+    assert 'worker_class = "gevent"' not in text
+    # Uncommented, the shown values are the defaults: the same config as leaving them out.
+    gunicorn = text.split("[gunicorn]", 1)[1]
+    uncommented = text.replace(gunicorn, gunicorn.replace("\n# ", "\n"))
+    from garrison.config import parse_config
+
+    plain = parse_config(tomllib.loads(text))
+    assert parse_config(tomllib.loads(uncommented)).gunicorn == plain.gunicorn
+
+
+def test_asgi_app_keeps_its_worker_class_active() -> None:
+    text = render_toml(scan({"main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}))
+    assert tomllib.loads(text)["gunicorn"] == {"worker_class": "uvicorn"}
+    assert "worker_class" not in _commented_settings(text, "gunicorn")
