@@ -51,6 +51,7 @@ from garrison.errors import ConfigError, DetectError
 __all__ = [
     "DJANGO_RELEASE_HOOK",
     "NOT_FOUND",
+    "not_found_message",
     "PACKAGE_FILES",
     "TOP_LEVEL_FILES",
     "Detection",
@@ -80,10 +81,12 @@ DJANGO_MIGRATE_HOOK = "python manage.py migrate --noinput"
 SETTINGS_VAR = "DJANGO_SETTINGS_MODULE"
 
 NOT_FOUND = (
-    "no WSGI app found: looked for a Django manage.py, a Flask/FastAPI/Starlette/Quart app object or a "
-    "create_app() factory in wsgi.py, asgi.py, app.py, main.py and packages; write garrison.toml by hand with "
-    '[app] name = "..." and entry = "module:callable"'
+    "no app found: looked for a Django manage.py, an app object (Flask, FastAPI, Starlette, Litestar, Quart, Sanic, "
+    "Django's get_asgi_application()...) or a create_app() factory in wsgi.py, asgi.py, app.py, main.py and packages; "
+    "write garrison.toml by hand with [app] name = \"...\" and:"
 )
+ENTRY_HELP = '  [app] entry = "module:attr"  (the object the server calls, e.g. "main:app", or a factory "mypkg:create_app()")'
+ASGI_HELP = '  [gunicorn] worker_class = "uvicorn"  (for an ASGI app: without it gunicorn serves it as WSGI and it fails to boot)'
 
 # [gunicorn] keys shown commented out, with the model's default and help, in the
 # garrison.toml init writes (worker_class too, unless init sets it).
@@ -102,15 +105,36 @@ class _Framework:
     label: str
     asgi: bool  # served by gunicorn's uvicorn worker
     flask_static: bool  # static_folder/static_url_path defaults as Flask's
+    # The bare class name counts even without a visible import (star imports,
+    # re-exports); only for names no other library is likely to use ("App" is not one).
+    plain: bool = True
 
 
-# Qualified class names of the app objects `init` recognises.
+# Qualified names of the classes (and functions) whose call makes the app object.
 FRAMEWORKS: dict[str, _Framework] = {
     "flask.Flask": _Framework("Flask", asgi=False, flask_static=True),
     "quart.Quart": _Framework("Quart", asgi=True, flask_static=True),
     "fastapi.FastAPI": _Framework("FastAPI", asgi=True, flask_static=False),
     "starlette.applications.Starlette": _Framework("Starlette", asgi=True, flask_static=False),
+    "litestar.Litestar": _Framework("Litestar", asgi=True, flask_static=False),
+    "starlite.Starlite": _Framework("Starlite", asgi=True, flask_static=False),
+    "sanic.Sanic": _Framework("Sanic", asgi=True, flask_static=False),
+    "django.core.asgi.get_asgi_application": _Framework("Django", asgi=True, flask_static=False),
+    "django.core.wsgi.get_wsgi_application": _Framework("Django", asgi=False, flask_static=False),
+    "falcon.asgi.App": _Framework("Falcon", asgi=True, flask_static=False, plain=False),
+    "falcon.App": _Framework("Falcon", asgi=False, flask_static=False, plain=False),
+    "channels.routing.ProtocolTypeRouter": _Framework("Channels", asgi=True, flask_static=False),
 }
+# Packages whose app class is an ASGI app: `app = App(...)` or `app = Thing([...]).app()`
+# with the class imported from one of them is ASGI even when the class is not listed above.
+ASGI_PACKAGES = frozenset({
+    "starlette", "fastapi", "litestar", "starlite", "quart", "sanic", "blacksheep", "esmerald", "lilya",
+    "xpresso", "emmett", "emmett55", "muffin", "responder", "panther", "channels", "shiny", "socketio",
+})
+# Target or class names that say "this is the application" for such a generic call:
+# `router = APIRouter()` in the same module must not become the entry.
+APP_NAMES = frozenset({"app", "application", "asgi_app", "api"})
+APP_CLASSES = frozenset({"App", "Application", "ASGIApp"})
 
 
 @dataclass(frozen=True)
@@ -127,6 +151,7 @@ class Detection:
     server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
     health_path: str = "/"
     framework: str | None = None  # "Django", "Flask", "FastAPI", ...
+    asgi_hints: tuple[str, ...] = ()  # no entry found: "main.py imports litestar" (an ASGI framework)
 
 
 @dataclass(frozen=True)
@@ -158,6 +183,7 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
     folder's own name, the fallback for the app name.
     """
     notes: list[str] = []
+    hints: tuple[str, ...] = ()
     pyproject = _parse_pyproject(files.get("pyproject.toml"), notes)
     name = _app_name(pyproject, folder_name, notes)
 
@@ -171,6 +197,8 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
             found = _scan_module(path, files[path], notes)
             if found is not None:
                 break
+        if found is None:
+            hints = tuple(_asgi_imports(files))
         if found is not None:
             notes.append(found.note)
         entry = None if found is None else f"{found.module}:{found.attr}{'()' if found.factory else ''}"
@@ -197,11 +225,34 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
         requirements=requirements,
         notes=tuple(notes),
         worker_class=worker_class,
+        asgi_hints=hints,
         release_hook=hook,
         server_names=server_names,
         health_path=health,
         framework=framework,
     )
+
+
+def _asgi_imports(files: Mapping[str, str]) -> Iterable[str]:
+    """"main.py imports litestar" for each candidate module importing an ASGI framework."""
+    for path in _candidate_modules(files):
+        tree = _parse(path, files[path], None)
+        tops = set()
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                tops.add(node.module.split(".", 1)[0])
+            elif isinstance(node, ast.Import):
+                tops.update(a.name.split(".", 1)[0] for a in node.names)
+        for top in sorted(tops & ASGI_PACKAGES):
+            yield f"{path} imports {top}"
+
+
+def not_found_message(d: Detection) -> str:
+    """The refusal when no entry point was found: what to write by hand, one line per key."""
+    asgi = ASGI_HELP
+    if d.asgi_hints:
+        asgi += f"; this looks like an ASGI app: {', '.join(d.asgi_hints)}"
+    return "\n".join((NOT_FOUND, ENTRY_HELP, asgi))
 
 
 def _candidate_modules(files: Mapping[str, str]) -> Iterable[str]:
@@ -267,17 +318,51 @@ def _scan_module(path: str, source: str, notes: list[str]) -> _Found | None:
             continue
         else:
             continue
-        fw = _framework(value, aliases) if isinstance(value, ast.Call) else None
-        if fw is not None:
-            assert isinstance(value, ast.Call)
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        made = _app_call(value, aliases, names) if names else None
+        if made is not None:
+            call, fw, how = made
             # `app = application = Flask(...)`: the first plain name is the entry.
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    return _Found(
-                        path, module, target.id, False, value, fw,
-                        f"found {fw.label} app `{target.id}` in {path}", mounts, websocket,
-                    )
+            return _Found(
+                path, module, names[0], False, call, fw, f"found {fw.label} app `{names[0]}` in {path}{how}", mounts, websocket
+            )
     return factory
+
+
+def _app_call(value: ast.expr, aliases: Mapping[str, str], names: list[str]) -> tuple[ast.Call, _Framework, str] | None:
+    """The framework call that makes a module-level app object, with how it was recognised.
+
+    `Flask(...)`, `FastAPI(...)`, `get_asgi_application()`: a listed framework.
+    `Thing([...]).app()`: a method called on an ASGI framework's object; what it
+    returns is taken as the ASGI app (for WSGI frameworks such a call is usually
+    something else: `Flask(...).test_client()`).
+    `App(...)` imported from an ASGI package not listed: ASGI, when the class or
+    the target says it is the application.
+    """
+    if not isinstance(value, ast.Call):
+        return None
+    fw = _framework(value, aliases)
+    if fw is not None:
+        return value, fw, ""
+    if isinstance(value.func, ast.Attribute) and isinstance(value.func.value, ast.Call):
+        inner = value.func.value
+        fw = _framework(inner, aliases) or _generic_asgi(inner, aliases, names, method=True)
+        if fw is not None and fw.asgi:
+            return inner, fw, f" (the result of `.{value.func.attr}()` on a {fw.label} object)"
+        return None
+    fw = _generic_asgi(value, aliases, names, method=False)
+    return (value, fw, "") if fw is not None else None
+
+
+def _generic_asgi(call: ast.Call, aliases: Mapping[str, str], names: list[str], method: bool) -> _Framework | None:
+    qual = _qualified(call.func, aliases) or ""
+    package, _, cls = qual.rpartition(".")
+    top = package.split(".", 1)[0]
+    if top not in ASGI_PACKAGES or not cls[:1].isupper():
+        return None
+    if not (method or cls in APP_CLASSES or any(n in APP_NAMES for n in names)):
+        return None
+    return _Framework(f"{top} ({cls})", asgi=True, flask_static=False)
 
 
 def _import_aliases(tree: ast.Module) -> dict[str, str]:
@@ -287,8 +372,9 @@ def _import_aliases(tree: ast.Module) -> dict[str, str]:
     visible import (star imports, re-exports), as the detection rules promise.
     """
     aliases: dict[str, str] = {}
-    for qual in FRAMEWORKS:
-        aliases[qual.rsplit(".", 1)[1]] = qual
+    for qual, fw in FRAMEWORKS.items():
+        if fw.plain:
+            aliases[qual.rsplit(".", 1)[1]] = qual
         top = qual.split(".", 1)[0]
         aliases[top] = top
     for node in ast.walk(tree):
@@ -974,7 +1060,7 @@ def _model_default(model: type[BaseModel], key: str) -> str:
 def render_toml(d: Detection) -> str:
     """The commented garrison.toml for a detection (raises DetectError without an entry)."""
     if d.entry is None:
-        raise DetectError(NOT_FOUND)
+        raise DetectError(not_found_message(d))
     lines = [
         "# garrison.toml, written by `garrison init`. Edit freely; `garrison init --force` rewrites it.",
         "# What was detected:",

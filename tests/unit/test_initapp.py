@@ -109,10 +109,12 @@ def test_nothing_found_raises_detect_error(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("flask\n")
     with pytest.raises(DetectError) as exc:
         run_init(tmp_path)
-    message = str(exc.value)
-    assert message == NOT_FOUND
-    assert "\n" not in message
-    assert "create_app()" in message and 'entry = "module:callable"' in message
+    lines = str(exc.value).splitlines()
+    assert lines[0] == NOT_FOUND
+    # One line per key the user must write, each in TOML as it goes into garrison.toml.
+    assert lines[1].strip().startswith('[app] entry = "module:attr"') and "create_app()" in lines[1]
+    assert lines[2].strip().startswith('[gunicorn] worker_class = "uvicorn"') and "ASGI" in lines[2]
+    assert len(lines) == 3
     assert not (tmp_path / "garrison.toml").exists()
 
 
@@ -804,3 +806,87 @@ def test_asgi_app_keeps_its_worker_class_active() -> None:
     text = render_toml(scan({"main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}))
     assert tomllib.loads(text)["gunicorn"] == {"worker_class": "uvicorn"}
     assert "worker_class" not in _commented_settings(text, "gunicorn")
+
+
+# ---------------------------------------------------------------- ASGI apps built by a call
+
+
+@pytest.mark.parametrize(
+    ("source", "framework"),
+    [
+        ("from litestar import Litestar, get\n@get('/')\nasync def i() -> str:\n    return 'x'\napp = Litestar([i])\n", "Litestar"),
+        ("import litestar\napp = litestar.Litestar(route_handlers=[])\n", "Litestar"),
+        ("from starlette.applications import Starlette\nfrom starlette.routing import Route\napp = Starlette(routes=[Route('/', h)])\n",
+         "Starlette"),
+        ("from fastapi import FastAPI\napp = FastAPI()\n", "FastAPI"),
+        ("from quart import Quart\napp = Quart(__name__)\n", "Quart"),
+        ("from sanic import Sanic\napp = Sanic('demo')\n", "Sanic"),
+        ("import falcon.asgi\napp = falcon.asgi.App()\n", "Falcon"),
+        ("from channels.routing import ProtocolTypeRouter\napp = ProtocolTypeRouter({})\n", "Channels"),
+    ],
+)
+def test_asgi_framework_calls(source: str, framework: str) -> None:
+    d = scan({"main.py": source})
+    assert (d.entry, d.framework, d.worker_class) == ("main:app", framework, "uvicorn")
+
+
+def test_django_asgi_application_without_manage_py() -> None:
+    source = "import os\nfrom django.core.asgi import get_asgi_application\napplication = get_asgi_application()\n"
+    d = scan({"asgi.py": source})
+    assert (d.entry, d.framework, d.worker_class) == ("asgi:application", "Django", "uvicorn")
+    wsgi = "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n"
+    assert scan({"wsgi.py": wsgi}).worker_class is None
+
+
+def test_falcon_wsgi_app_stays_wsgi() -> None:
+    d = scan({"app.py": "import falcon\napp = falcon.App()\n"})
+    assert d.entry == "app:app" and d.worker_class is None
+
+
+def test_app_built_by_a_method_call_on_a_framework_object() -> None:
+    source = "from starlette.applications import Starlette\napp = Starlette(routes=[]).build_middleware_stack()\n"
+    d = scan({"main.py": source})
+    assert (d.entry, d.worker_class) == ("main:app", "uvicorn")
+    assert any("`.build_middleware_stack()` on a Starlette object" in n for n in d.notes)
+
+
+def test_unlisted_asgi_framework_class_called_then_app() -> None:
+    # `app = SomeFramework([...]).app()`: the class comes from an ASGI package init has no entry for.
+    source = "from blacksheep.server import Server\nfrom .routes import ROUTES\napp = Server([ROUTES]).app()\n"
+    d = scan({"web/__init__.py": "", "web/main.py": source})
+    assert (d.entry, d.worker_class) == ("web.main:app", "uvicorn")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from esmerald import Esmerald as App\nfrom lilya.apps import Lilya\napplication = Lilya(routes=[])\n",
+        "from xpresso import App\nweb = App(routes=[])\n",
+    ],
+)
+def test_unlisted_asgi_framework_app_objects(source: str) -> None:
+    d = scan({"main.py": source})
+    assert d.entry is not None and d.worker_class == "uvicorn"
+
+
+def test_other_objects_of_an_asgi_package_are_not_the_app() -> None:
+    # A router or a template engine defined before the app must not become the entry.
+    source = (
+        "from fastapi import APIRouter, FastAPI\nfrom starlette.templating import Jinja2Templates\n"
+        "router = APIRouter()\ntemplates = Jinja2Templates('t')\napp = FastAPI()\n"
+    )
+    assert scan({"main.py": source}).entry == "main:app"
+    assert scan({"main.py": "from fastapi import APIRouter\nrouter = APIRouter()\n"}).entry is None
+
+
+def test_method_call_on_a_wsgi_app_is_not_an_app() -> None:
+    assert scan({"main.py": "from flask import Flask\nclient = Flask(__name__).test_client()\n"}).entry is None
+
+
+def test_refusal_names_the_asgi_framework_it_saw(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text("import somewhere\nfrom litestar import get\napp = somewhere.build(get)\n")
+    with pytest.raises(DetectError) as exc:
+        run_init(tmp_path)
+    lines = str(exc.value).splitlines()
+    assert 'worker_class = "uvicorn"' in lines[2] and "main.py imports litestar" in lines[2]
+    assert 'entry = "module:attr"' in lines[1]
