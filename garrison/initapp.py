@@ -148,6 +148,7 @@ class Detection:
     notes: tuple[str, ...] = ()
     worker_class: str | None = None  # "uvicorn" for ASGI apps; None: gunicorn's configured default
     release_hook: str | None = None
+    first_deploy_hook: str | None = None  # a data initialiser (flask init-db): once per app, never on every release
     server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
     health_path: str = "/"
     framework: str | None = None  # "Django", "Flask", "FastAPI", ...
@@ -184,6 +185,7 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
     """
     notes: list[str] = []
     hints: tuple[str, ...] = ()
+    first_deploy: str | None = None
     pyproject = _parse_pyproject(files.get("pyproject.toml"), notes)
     name = _app_name(pyproject, folder_name, notes)
 
@@ -209,6 +211,8 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
         if asgi:
             notes.append("ASGI app: gunicorn runs it with uvicorn workers (worker_class = \"uvicorn\")")
         hook, server_names, health = None, DEFAULT_SERVER_NAMES, "/"
+        if found is not None and found.framework is not None and found.framework.label == "Flask":
+            first_deploy = _flask_data_command(files, found, notes)
 
     requirements = _requirements(files, pyproject, notes)
     if django is not None and requirements is None:
@@ -227,6 +231,7 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
         worker_class=worker_class,
         asgi_hints=hints,
         release_hook=hook,
+        first_deploy_hook=first_deploy,
         server_names=server_names,
         health_path=health,
         framework=framework,
@@ -935,11 +940,109 @@ def _django_health(files: Mapping[str, str], env: _Env, notes: list[str]) -> str
     return "/"
 
 
+# Flask CLI commands that create (or reset) the app's data: a first_deploy hook,
+# never a release hook (the Flask tutorial's init-db drops its tables).
+DATA_COMMAND_RE = re.compile(
+    r"^(init|initiali[sz]e|create|setup|bootstrap|seed)[-_]?(the[-_]?)?(db|database|tables|schema|data)$|^seed$"
+)
+# click >= 8.2 drops these suffixes from a command named after its function; older click keeps them.
+CLICK_SUFFIXES = ("_command", "_cmd", "_group", "_grp")
+
+
+def _local_imports(path: str, tree: ast.Module, files: Mapping[str, str]) -> list[str]:
+    """Modules of the app's own packages that a module imports (anywhere, also inside create_app)."""
+    package = _module_name(path) if path.endswith("/__init__.py") else _module_name(path).rpartition(".")[0]
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            # `from . import db` names a submodule; `from .db import x` names an attribute.
+            out += [base] + [f"{base}.{a.name}" if base else a.name for a in node.names if a.name != "*"]
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    local = {PurePosixPath(f).parts[0] for f in files if f.endswith("/__init__.py")}
+    return [m for m in dict.fromkeys(out) if m and m.split(".", 1)[0] in local]
+
+
+def _flask_data_command(files: Mapping[str, str], found: _Found, notes: list[str]) -> str | None:
+    """`flask --app <module> init-db` when the app registers an init-db-style click command."""
+    tree = _parse(found.file, files[found.file], None)
+    paths = [found.file] + [p for m in (_local_imports(found.file, tree, files) if tree else []) if (p := _module_file(files, m))]
+    trees = [(p, t) for p in dict.fromkeys(paths) if (t := _parse(p, files[p], None)) is not None]
+    registered = set()  # names passed to app.cli.add_command(...)
+    for _, t in trees:
+        for node in ast.walk(t):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_command":
+                if node.args and (name := (_dotted(node.args[0]) or "").rsplit(".", 1)[-1]):
+                    registered.add(name)
+    for path, t in trees:
+        for fn in ast.walk(t):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for dec in fn.decorator_list:
+                call = dec if isinstance(dec, ast.Call) else None
+                func = _dotted(call.func if call else dec) or ""
+                on_app = func.endswith(".cli.command")  # @app.cli.command("init-db"): registered by definition
+                if not (on_app or func in ("click.command", "command")) or (not on_app and fn.name not in registered):
+                    continue
+                name = _const_str(call.args[0]) if call is not None and call.args else None
+                for kw in call.keywords if call is not None else ():
+                    if kw.arg == "name":
+                        name = _const_str(kw.value)
+                if name is None:
+                    if fn.name.endswith(CLICK_SUFFIXES) and DATA_COMMAND_RE.match(fn.name.rsplit("_", 1)[0]):
+                        notes.append(
+                            f"{path} line {dec.lineno}: the command `{fn.name}` looks like a data initialiser, but its "
+                            "name depends on click's version; give it one (@click.command(\"init-db\")) or set "
+                            "[hooks] first_deploy by hand"
+                        )
+                        return None
+                    name = fn.name.lower().replace("_", "-")
+                if DATA_COMMAND_RE.match(name):
+                    module, attr = found.module, found.attr
+                    if found.factory and _required_factory_args(files, found):
+                        notes.append(
+                            f"{path} line {dec.lineno}: `{name}` initialises data, but {attr}() takes required arguments: "
+                            f"set [hooks] first_deploy = \"flask --app '{module}:{attr}(...)' {name}\" by hand"
+                        )
+                        return None
+                    # `flask --app pkg` finds `app`/`application` and create_app()/make_app() itself.
+                    target = module if attr in ("app", "application", "create_app", "make_app") else f"{module}:{attr}"
+                    hook = f"flask --app {target} {name}"
+                    notes.append(
+                        f"first_deploy hook: `{hook}` ({path} line {dec.lineno}) runs once, before the first release "
+                        "takes traffic; as a release hook it would wipe the data on every deploy"
+                    )
+                    return hook
+    return None
+
+
+def _required_factory_args(files: Mapping[str, str], found: _Found) -> bool:
+    tree = _parse(found.file, files[found.file], None)
+    return any(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == found.attr and _required_args(n.args)
+        for n in (tree.body if tree else ())
+    )
+
+
 def wanted_files(files: Mapping[str, str]) -> list[str]:
     """Further files `scan` would read, given the ones read so far: a Django
-    project's settings modules (and what they star-import) and its URLconf."""
+    project's settings modules (and what they star-import) and its URLconf;
+    else the app's own modules that the candidate modules import (where a
+    Flask app registers its CLI commands)."""
     if "manage.py" not in files:
-        return []
+        want = []
+        for path in _candidate_modules(files):
+            tree = _parse(path, files[path], None)
+            for module in _local_imports(path, tree, files) if tree is not None else ():
+                if _module_file(files, module) is None:
+                    want += _module_paths(module)
+        return [w for w in dict.fromkeys(want) if w not in files]
     module = django_settings_module(files["manage.py"])
     if module is None:
         return []
@@ -1098,13 +1201,21 @@ def render_toml(d: Detection) -> str:
     else:
         lines.append(_model_default(Gunicorn, "worker_class"))
     lines += [*(_model_default(Gunicorn, key) for key in GUNICORN_SHOWN), ""]
+    if d.release_hook or d.first_deploy_hook:
+        lines.append("[hooks]")
     if d.release_hook:
         lines += [
-            "[hooks]",
-            "# Runs as the app user in each new release (its venv, shared/.env) before it takes traffic.",
+            "# Runs as the app user in EVERY new release (its venv, shared/.env) before it takes traffic:",
+            "# it must be idempotent.",
             f"release = {_toml_str(d.release_hook)}",
-            "",
         ]
+    if d.first_deploy_hook:
+        lines += [
+            "# Runs once per app, before its first release takes traffic; never again while its data exists.",
+            f"first_deploy = {_toml_str(d.first_deploy_hook)}",
+        ]
+    if d.release_hook or d.first_deploy_hook:
+        lines.append("")
     return "\n".join(lines)
 
 

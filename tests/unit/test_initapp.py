@@ -890,3 +890,93 @@ def test_refusal_names_the_asgi_framework_it_saw(tmp_path: Path) -> None:
     lines = str(exc.value).splitlines()
     assert 'worker_class = "uvicorn"' in lines[2] and "main.py imports litestar" in lines[2]
     assert 'entry = "module:attr"' in lines[1]
+
+
+# ---------------------------------------------------------------- first_deploy: data initialisers
+
+NOTES_INIT = (
+    "import os\nfrom flask import Flask\n\n\n"
+    "def create_app(test_config=None):\n"
+    "    app = Flask(__name__, instance_relative_config=True)\n"
+    "    app.config.from_mapping(DATABASE=os.path.join(app.instance_path, 'notes.sqlite'))\n"
+    "    from . import db\n"
+    "    db.init_app(app)\n"
+    "    return app\n"
+)
+NOTES_DB = (
+    "import sqlite3\nimport click\nfrom flask import current_app, g\n\n\n"
+    "def init_db():\n"
+    "    db = sqlite3.connect(current_app.config['DATABASE'])\n"
+    "    db.executescript('DROP TABLE IF EXISTS note; CREATE TABLE note (body TEXT);')\n\n\n"
+    "@click.command('init-db')\n"
+    "def init_db_command():\n"
+    "    \"\"\"Drop the tables and create them again.\"\"\"\n"
+    "    init_db()\n\n\n"
+    "def init_app(app):\n"
+    "    app.cli.add_command(init_db_command)\n"
+)
+
+
+def test_flask_init_db_command_becomes_first_deploy_not_release() -> None:
+    d = scan({"notes/__init__.py": NOTES_INIT, "notes/db.py": NOTES_DB}, {"notes"})
+    assert d.entry == "notes:create_app()"
+    assert d.first_deploy_hook == "flask --app notes init-db"
+    assert d.release_hook is None
+    note = next(n for n in d.notes if n.startswith("first_deploy hook"))
+    assert "notes/db.py line 11" in note and "every deploy" in note
+    data = tomllib.loads(render_toml(d))
+    assert data["hooks"] == {"first_deploy": "flask --app notes init-db"}
+
+
+def test_first_deploy_written_by_init_loads(tmp_path: Path) -> None:
+    from garrison.config import load_config
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "__init__.py").write_text(NOTES_INIT)
+    (tmp_path / "notes" / "db.py").write_text(NOTES_DB)
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    files, _ = read_app_folder(tmp_path)
+    assert "notes/db.py" in files  # imported by the factory: read for its CLI commands
+    path, _ = run_init(tmp_path)
+    cfg = load_config(path)
+    assert cfg.hooks.first_deploy == "flask --app notes init-db"
+    assert cfg.hooks.release == ""
+
+
+def test_unregistered_click_command_is_not_a_hook() -> None:
+    db = NOTES_DB.replace("    app.cli.add_command(init_db_command)\n", "    pass\n")
+    assert scan({"notes/__init__.py": NOTES_INIT, "notes/db.py": db}).first_deploy_hook is None
+
+
+@pytest.mark.parametrize(
+    ("decorated", "hook"),
+    [
+        ("@app.cli.command('create-tables')\ndef make():\n    pass\n", "flask --app app create-tables"),
+        ("@app.cli.command()\ndef init_db():\n    pass\n", "flask --app app init-db"),
+        ("@app.cli.command(name='seed')\ndef fill():\n    pass\n", "flask --app app seed"),
+        ("@app.cli.command('routes-report')\ndef report():\n    pass\n", None),
+    ],
+)
+def test_app_cli_commands(decorated: str, hook: str | None) -> None:
+    d = scan({"app.py": FLASK_APP + decorated})
+    assert d.first_deploy_hook == hook
+
+
+def test_app_object_not_named_app_is_spelled_out() -> None:
+    source = "from flask import Flask\nweb = Flask(__name__)\n@web.cli.command('init-db')\ndef i():\n    pass\n"
+    assert scan({"site.py": source, "app.py": source}).first_deploy_hook == "flask --app app:web init-db"
+
+
+def test_command_named_after_its_function_with_a_click_suffix_is_left_to_the_user() -> None:
+    # click < 8.2 calls it init-db-command, click >= 8.2 init-db: init can't know which the server gets.
+    db = NOTES_DB.replace("@click.command('init-db')", "@click.command()")
+    d = scan({"notes/__init__.py": NOTES_INIT, "notes/db.py": db})
+    assert d.first_deploy_hook is None
+    assert any("notes/db.py line 11" in n and "first_deploy" in n and "click's version" in n for n in d.notes)
+
+
+def test_factory_with_required_arguments_gets_no_guessed_hook() -> None:
+    init = NOTES_INIT.replace("def create_app(test_config=None)", "def create_app(env)")
+    d = scan({"notes/__init__.py": init, "notes/db.py": NOTES_DB})
+    assert d.first_deploy_hook is None
+    assert any("required arguments" in n and "first_deploy" in n for n in d.notes)
