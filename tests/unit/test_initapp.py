@@ -383,7 +383,7 @@ def test_django_startproject_layout() -> None:
     assert d.health_path == "/"
     assert d.worker_class is None
     assert d.requirements == "requirements.txt"
-    assert any(n.startswith("found Django project: settings mysite.settings (mysite/settings.py)") for n in d.notes)
+    assert any(n.startswith("found Django project: settings mysite.settings (mysite/settings.py, manage.py's default)") for n in d.notes)
     assert not any("ALLOWED_HOSTS" in n and "400" in n for n in d.notes)
 
 
@@ -538,7 +538,8 @@ def test_django_computed_allowed_hosts_note() -> None:
     settings = "import os\n" + _with("ALLOWED_HOSTS", "ALLOWED_HOSTS = os.environ.get('HOSTS', '').split(',')")
     d = scan(django_files(settings))
     assert d.server_names == ("localhost",)
-    assert any("ALLOWED_HOSTS in mysite/settings.py is computed" in n and "400" in n for n in d.notes)
+    # The file and line that init could not read.
+    assert any("ALLOWED_HOSTS in mysite/settings.py line 12 is computed" in n and "400" in n for n in d.notes)
 
 
 def test_django_allowed_hosts_extended_later_is_computed() -> None:
@@ -980,3 +981,246 @@ def test_factory_with_required_arguments_gets_no_guessed_hook() -> None:
     d = scan({"notes/__init__.py": init, "notes/db.py": NOTES_DB})
     assert d.first_deploy_hook is None
     assert any("required arguments" in n and "first_deploy" in n for n in d.notes)
+
+
+# ---------------------------------------------------------------- Django: the settings production uses
+
+# A CMS project template's layout (written here for the test): a settings package whose
+# modules star-import base.py and end with a guarded `from .local import *`.
+CMS_BASE = """\
+import os
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE_DIR = os.path.dirname(PROJECT_DIR)
+
+INSTALLED_APPS = [
+    "home",
+    "search",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+]
+ROOT_URLCONF = "cms.urls"
+WSGI_APPLICATION = "cms.wsgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(BASE_DIR, "db.sqlite3"),
+    }
+}
+
+STATICFILES_DIRS = [os.path.join(PROJECT_DIR, "static")]
+STATIC_ROOT = os.path.join(BASE_DIR, "static")
+STATIC_URL = "/static/"
+MEDIA_ROOT = os.path.join(BASE_DIR, "media")
+MEDIA_URL = "/media/"
+"""
+CMS_DEV = """\
+from .base import *
+
+DEBUG = True
+SECRET_KEY = "django-insecure-dev-only"
+ALLOWED_HOSTS = ["*"]
+
+try:
+    from .local import *
+except ImportError:
+    pass
+"""
+CMS_PRODUCTION = """\
+from .base import *
+
+DEBUG = False
+ALLOWED_HOSTS = ["cms.example.org"]
+
+try:
+    from .local import *
+except ImportError:
+    pass
+"""
+CMS_URLS = "from django.urls import include, path\nurlpatterns = [path('', include('home.urls'))]\n"
+
+
+def cms_files(**extra: str) -> dict[str, str]:
+    files = {
+        "manage.py": MANAGE.format(module="cms.settings.dev"),
+        "cms/__init__.py": "",
+        "cms/settings/__init__.py": "",
+        "cms/settings/base.py": CMS_BASE,
+        "cms/settings/dev.py": CMS_DEV,
+        "cms/settings/production.py": CMS_PRODUCTION,
+        "cms/urls.py": CMS_URLS,
+        "cms/wsgi.py": WSGI,
+        "requirements.txt": "django>=5.2\n",
+    }
+    files.update(extra)
+    return files
+
+
+PROD_ENV = (".env.production", "SECRET_KEY=abc\nDJANGO_SETTINGS_MODULE=cms.settings.production\n")
+
+
+def test_cms_settings_package_production_from_env_file() -> None:
+    d = scan(cms_files(), {"cms", "home"}, "cms", env_file=PROD_ENV)
+    assert d.settings_module == "cms.settings.production"
+    assert d.entry == "cms.wsgi:application"
+    # STATIC_URL and STATIC_ROOT are in base.py, behind the star import and the guarded local import.
+    assert d.static == (("/static/", "static"),)
+    assert d.release_hook is not None and "collectstatic" in d.release_hook
+    assert d.server_names == ("cms.example.org",)
+    # The database and the uploads are inside the release: structured for persistence, and warned about.
+    assert d.sqlite_paths == ("db.sqlite3",)
+    assert d.media_root == "media"
+    db_note = next(n for n in d.notes if "SQLite database db.sqlite3" in n)
+    assert "cms/settings/base.py line 16" in db_note and "/srv/cms/shared/" in db_note
+    assert any(n.startswith("MEDIA_ROOT in cms/settings/base.py line 26 is media/") for n in d.notes)
+    assert any("DJANGO_SETTINGS_MODULE in .env.production" in n for n in d.notes)
+    assert not any(n.startswith("DEBUG = True") for n in d.notes)  # that is dev.py's
+
+
+def test_cms_settings_default_to_managepy_and_say_they_look_like_dev() -> None:
+    d = scan(cms_files(), {"cms"}, "cms")
+    assert d.settings_module == "cms.settings.dev"
+    assert d.static == (("/static/", "static"),)  # base.py is reached from dev.py too
+    assert any(n.startswith("DEBUG = True in cms/settings/dev.py line 3") for n in d.notes)
+    advice = next(n for n in d.notes if "look like development settings" in n)
+    assert "`garrison init --settings cms.settings.production`" in advice
+    assert "garrison env set DJANGO_SETTINGS_MODULE" in advice
+
+
+def test_settings_argument_selects_the_module_and_asks_for_it_on_the_server() -> None:
+    d = scan(cms_files(), {"cms"}, "cms", settings="cms.settings.production")
+    assert d.settings_module == "cms.settings.production"
+    assert d.server_names == ("cms.example.org",)
+    assert any("`garrison env set DJANGO_SETTINGS_MODULE=cms.settings.production`" in n for n in d.notes)
+    assert not any("look like development settings" in n for n in d.notes)
+
+
+def test_env_file_wins_over_the_settings_argument() -> None:
+    d = scan(cms_files(), {"cms"}, "cms", settings="cms.settings.dev", env_file=PROD_ENV)
+    assert d.settings_module == "cms.settings.production"
+    assert any("--settings cms.settings.dev ignored" in n for n in d.notes)
+
+
+def test_env_file_without_the_variable_falls_back() -> None:
+    d = scan(cms_files(), {"cms"}, "cms", settings="cms.settings.production", env_file=(".env", "SECRET_KEY=x\n"))
+    assert d.settings_module == "cms.settings.production"
+
+
+def test_guarded_local_settings_override_when_present() -> None:
+    local = (
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'cms'}}\n"
+        "STATIC_ROOT = '/var/www/cms/static'\n"
+    )
+    d = scan(cms_files(**{"cms/settings/local.py": local}), {"cms"}, "cms", env_file=PROD_ENV)
+    assert d.sqlite_paths == ()
+    assert d.static == ()
+    assert any("STATIC_ROOT in cms/settings/local.py line 2 is /var/www/cms/static, outside" in n for n in d.notes)
+
+
+def test_gitignored_local_settings_are_not_production_settings() -> None:
+    files = cms_files(**{"cms/settings/local.py": "STATIC_ROOT = '/elsewhere'\n"})
+    shipped = set(files) - {"cms/settings/local.py"}
+    d = scan(files, {"cms"}, "cms", env_file=PROD_ENV, shipped=shipped)
+    assert d.static == (("/static/", "static"),)
+    assert any("cms/settings/local.py is not deployed (.gitignore)" in n for n in d.notes)
+
+
+def test_absolute_star_import_and_later_assignment_wins() -> None:
+    production = "from cms.settings.base import *\nSTATIC_ROOT = BASE_DIR + '/collected'\nSTATIC_ROOT = os.path.join(BASE_DIR, 'public')\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", settings="cms.settings.production")
+    assert d.static == (("/static/", "public"),)
+
+
+def test_names_imported_from_a_sibling_module() -> None:
+    production = "from .base import BASE_DIR, INSTALLED_APPS\nimport os\nSTATIC_URL = 'assets/'\n" \
+                 "STATIC_ROOT = os.path.join(BASE_DIR, 'assets')\nALLOWED_HOSTS = ['a.example']\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", settings="cms.settings.production")
+    assert d.static == (("/assets/", "assets"),)
+
+
+def test_conditional_setting_names_its_file_and_line() -> None:
+    production = CMS_PRODUCTION + "if os.environ.get('S3'):\n    STATIC_ROOT = None\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", env_file=PROD_ENV)
+    assert d.static == ()
+    assert any("STATIC_ROOT in cms/settings/production.py line 11 is computed" in n for n in d.notes)
+
+
+def test_unreadable_star_import_is_named() -> None:
+    production = "from .common import *\nDEBUG = False\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", env_file=PROD_ENV)
+    assert any("cms/settings/production.py line 1: `from .common import *`" in n for n in d.notes)
+
+
+@pytest.mark.parametrize(
+    ("databases", "paths"),
+    [
+        ("DATABASES = {'default': dj_database_url.config(default=f'sqlite:///{BASE_DIR / \"data.db\"}')}", ("data.db",)),
+        ("DATABASES = {'default': env.db('DATABASE_URL', default='sqlite:///db.sqlite3')}", ("db.sqlite3",)),
+        ("DATABASES = {'default': env.db('DATABASE_URL', default='sqlite:////srv/x/shared/db.sqlite3')}", ()),
+        ("DATABASES = {'default': env.db('DATABASE_URL', default='postgres:///cms')}", ()),
+        ("DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': 'db.sqlite3'},"
+         " 'cache': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': BASE_DIR / 'cache.db'}}", ("db.sqlite3", "cache.db")),
+    ],
+)
+def test_sqlite_databases_inside_the_release(databases: str, paths: tuple[str, ...]) -> None:
+    settings = "import dj_database_url\nimport environ\nenv = environ.Env()\n" + _with("DATABASES", databases)
+    assert scan(django_files(settings)).sqlite_paths == paths
+
+
+def test_computed_databases_names_file_and_line() -> None:
+    settings = "import os\n" + _with("DATABASES", "DATABASES = load_databases(os.environ)")
+    d = scan(django_files(settings))
+    assert d.sqlite_paths == ()
+    assert any("DATABASES in mysite/settings.py line 12 is computed" in n for n in d.notes)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("DJANGO_SETTINGS_MODULE=a.b\n", "a.b"),
+        ('export DJANGO_SETTINGS_MODULE="a.prod"  # prod\n', "a.prod"),
+        ("DJANGO_SETTINGS_MODULE='a.c'\nDJANGO_SETTINGS_MODULE=a.d # later wins\n", "a.d"),
+        ("# DJANGO_SETTINGS_MODULE=a.b\nOTHER=1\n", None),
+    ],
+)
+def test_env_file_value(text: str, value: str | None) -> None:
+    from garrison.initapp import env_file_value
+
+    assert env_file_value(text, "DJANGO_SETTINGS_MODULE") == value
+
+
+def test_wanted_files_follow_guarded_imports_of_the_chosen_settings() -> None:
+    from garrison.initapp import wanted_files
+
+    files = {"manage.py": MANAGE.format(module="cms.settings.dev"), "cms/settings/production.py": CMS_PRODUCTION}
+    want = wanted_files(files, settings="cms.settings.production")
+    assert want == ["cms/settings/base.py", "cms/settings/base/__init__.py",
+                    "cms/settings/local.py", "cms/settings/local/__init__.py"]
+
+
+def test_run_init_reads_production_settings_from_the_env_file(tmp_path: Path) -> None:
+    from garrison.config import load_config
+
+    for path, text in cms_files(**{"home/__init__.py": ""}).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    (tmp_path / "cms" / "settings" / "local.py").write_text("ALLOWED_HOSTS = ['dev.local']\n")
+    (tmp_path / ".gitignore").write_text("cms/settings/local.py\n")
+    env = tmp_path / "prod.env"
+    env.write_text(PROD_ENV[1])
+    path, d = run_init(tmp_path, env_file=env)
+    assert d.settings_module == "cms.settings.production"
+    assert d.server_names == ("cms.example.org",)  # local.py is gitignored: not what production runs
+    cfg = load_config(path)
+    assert [(s.url, s.path) for s in cfg.app.static] == [("/static/", "static")]
+    assert cfg.server.names == ("cms.example.org",)
+
+
+def test_run_init_with_a_missing_env_file_says_so_in_one_line(tmp_path: Path) -> None:
+    _django_folder(tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        run_init(tmp_path / "djsite", env_file=tmp_path / "nope.env")
+    assert str(exc.value).startswith(f"{tmp_path / 'nope.env'}: cannot be read")
+    assert "\n" not in str(exc.value)
