@@ -1381,6 +1381,10 @@ def wanted_files(
     if settings_file is None:
         return list(_module_paths(module))
     top = module.split(".", 1)[0]
+    package, _, last = module.rpartition(".")
+    if last in DEV_SETTINGS and package:
+        # Development settings chosen by default: look for the production module to name it.
+        want += [p for prod in PROD_SETTINGS for p in _module_paths(f"{package}.{prod}")]
     seen, todo = set(), [settings_file]
     while todo:
         path = todo.pop()

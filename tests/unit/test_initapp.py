@@ -1200,6 +1200,16 @@ def test_wanted_files_follow_guarded_imports_of_the_chosen_settings() -> None:
                     "cms/settings/local.py", "cms/settings/local/__init__.py"]
 
 
+def test_read_app_folder_finds_the_production_module_beside_default_dev_settings(tmp_path: Path) -> None:
+    for path, text in cms_files().items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    files, dirs = read_app_folder(tmp_path)
+    assert "cms/settings/production.py" in files
+    advice = next(n for n in scan(files, dirs).notes if "look like development settings" in n)
+    assert "--settings cms.settings.production" in advice
+
+
 def test_run_init_reads_production_settings_from_the_env_file(tmp_path: Path) -> None:
     from garrison.config import load_config
 
