@@ -331,6 +331,8 @@ def _scan_module(path: str, source: str, notes: list[str]) -> _Found | None:
     module = _module_name(path)
     mounts, websocket = _asgi_extras(tree, aliases), _has_websocket(tree, aliases)
     factory: _Found | None = None
+    generic: _Found | None = None
+    objects: dict[str, tuple[ast.Call, _Framework]] = {}  # names bound to objects of ASGI packages
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
@@ -347,14 +349,28 @@ def _scan_module(path: str, source: str, notes: list[str]) -> _Found | None:
         else:
             continue
         names = [t.id for t in targets if isinstance(t, ast.Name)]
-        made = _app_call(value, aliases, names) if names else None
+        if not names:
+            continue
+        made = _app_call(value, aliases, names)
+        if made is None and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            # `server = Framework([...])` then `app = server.app()`: the method's result is the app.
+            owner = value.func.value.id if isinstance(value.func.value, ast.Name) else None
+            if owner in objects:
+                call, fw = objects[owner]
+                made = call, fw, f" (the result of `{owner}.{value.func.attr}()`, a {fw.label} object)"
+        if isinstance(value, ast.Call) and (fw := _generic_asgi(value, aliases, names, method=True)) is not None:
+            objects.update({n: (value, fw) for n in names})
         if made is not None:
             call, fw, how = made
             # `app = application = Flask(...)`: the first plain name is the entry.
-            return _Found(
+            found = _Found(
                 path, module, names[0], False, call, fw, f"found {fw.label} app `{names[0]}` in {path}{how}", mounts, websocket
             )
-    return factory
+            if fw in FRAMEWORKS.values() or how:
+                return found
+            # An app class of an ASGI package init does not know: a later `app = obj.app()` wins.
+            generic = generic or found
+    return generic or factory
 
 
 def _app_call(value: ast.expr, aliases: Mapping[str, str], names: list[str]) -> tuple[ast.Call, _Framework, str] | None:

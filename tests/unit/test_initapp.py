@@ -858,6 +858,18 @@ def test_unlisted_asgi_framework_class_called_then_app() -> None:
     assert (d.entry, d.worker_class) == ("web.main:app", "uvicorn")
 
 
+def test_app_built_by_a_method_of_a_named_framework_object() -> None:
+    source = (
+        "from blacksheep.server import Server\nfrom .routes import ROUTES\n"
+        "api = Server([ROUTES])\napp = api.app()\n"
+    )
+    d = scan({"web/__init__.py": "", "web/main.py": source})
+    assert (d.entry, d.worker_class) == ("web.main:app", "uvicorn")
+    assert any("the result of `api.app()`" in n for n in d.notes)
+    # Without the method call, the object itself is the app.
+    assert scan({"main.py": "from blacksheep.server import Server\napi = Server([])\n"}).entry == "main:api"
+
+
 @pytest.mark.parametrize(
     "source",
     [
