@@ -13,20 +13,30 @@ This module owns the detection behind `garrison init` and nothing else:
 What is detected, in order of preference:
 
 1. Django: a manage.py that sets DJANGO_SETTINGS_MODULE. The settings module
-   (following `from .base import *`) gives the entry (WSGI_APPLICATION, else
+   production uses (DJANGO_SETTINGS_MODULE of the env file given to init, else
+   the `settings` argument, else manage.py's default), followed through star
+   and named imports and guarded `try: from .local import *` (when that file
+   ships), gives the entry (WSGI_APPLICATION, else
    <settings package>.wsgi:application), the static folder (STATIC_URL served
-   by nginx from STATIC_ROOT), the server names (ALLOWED_HOSTS), and the
-   release hook (collectstatic, migrate). ROOT_URLCONF picks the health path.
+   by nginx from STATIC_ROOT), the server names (ALLOWED_HOSTS), the release
+   hook (collectstatic, migrate), and the data a release must not hold
+   (SQLite files, MEDIA_ROOT). ROOT_URLCONF picks the health path. A value
+   that can't be read statically is reported with its file and line.
 2. Otherwise files: wsgi.py, asgi.py, app.py, main.py at the top of the
    folder, then each top-level package (alphabetically) via <pkg>/wsgi.py,
    <pkg>/asgi.py, <pkg>/app.py, <pkg>/main.py, <pkg>/__init__.py;
 3. in a file: a module-level app object `NAME = Flask(...)` (WSGI), or
-   `NAME = FastAPI(...)` / `Starlette(...)` / `Quart(...)` (ASGI: gunicorn
-   runs it with uvicorn workers), spelled plainly, as `module.Class(...)` or
-   through an imported alias; else a module-level `def create_app(...)`
-   factory, entered as `module:create_app()` (ASGI when the framework class
-   it calls is). Flask/Quart static folders follow Flask's defaults; ASGI apps'
-   `StaticFiles(directory=...)` mounts are handed to nginx.
+   `NAME = FastAPI(...)` / `Starlette(...)` / `Litestar(...)` / `Quart(...)` /
+   `get_asgi_application()` ... (ASGI: gunicorn runs it with uvicorn workers),
+   spelled plainly, as `module.Class(...)` or through an imported alias; an
+   app class of another ASGI package, and a method called on such an object
+   (`app = Framework([...]).app()`), count as ASGI too; else a module-level
+   `def create_app(...)` factory, entered as `module:create_app()` (ASGI when
+   the framework class it calls is). Flask/Quart static folders follow
+   Flask's defaults; ASGI apps' `StaticFiles(directory=...)` mounts are handed
+   to nginx. A Flask app's init-db-style CLI command becomes the
+   `first_deploy` hook. When nothing is found, the refusal names the keys to
+   write by hand: `entry` and, for ASGI, `worker_class = "uvicorn"`.
 """
 
 from __future__ import annotations
@@ -56,7 +66,10 @@ __all__ = [
     "PACKAGE_FILES",
     "TOP_LEVEL_FILES",
     "Detection",
+    "SettingsChoice",
+    "choose_settings",
     "django_settings_module",
+    "env_file_value",
     "normalise_name",
     "read_app_folder",
     "render_toml",
@@ -209,6 +222,8 @@ def scan(
     pyproject = _parse_pyproject(files.get("pyproject.toml"), notes)
     name = _app_name(pyproject, folder_name, notes)
 
+    entry: str | None
+    framework: str | None
     django = _scan_django(files, name, notes, choose_settings(files, settings, env_file, notes), shipped)
     if django is not None:
         entry, static, hook, server_names, health = django.entry, django.static, django.hook, django.names, django.health
@@ -1097,21 +1112,21 @@ def _django_static(env: _Env, where: str, notes: list[str]) -> tuple[tuple[str, 
         return ((url, path),)
     bind = env["STATIC_ROOT"]
     at = _where("STATIC_ROOT", env, where)
-    path = _bind_path(bind, env)
-    if path is None:
+    folder = _bind_path(bind, env)
+    if folder is None:
         notes.append(
             f"STATIC_ROOT in {at} is computed: no static folder for nginx; set it to a folder of the project "
             f'(STATIC_ROOT = BASE_DIR / "staticfiles") or add [[app.static]] by hand'
         )
         return ()
-    if not _inside(path):
+    if not _inside(folder):
         notes.append(
-            f"STATIC_ROOT in {at} is {path}, outside the app folder: nginx serves the release's files; "
+            f"STATIC_ROOT in {at} is {folder}, outside the app folder: nginx serves the release's files; "
             f'set STATIC_ROOT = BASE_DIR / "staticfiles"'
         )
         return ()
-    notes.append(f"static files: collectstatic fills {path}/ (STATIC_ROOT, {at}), served by nginx at {url} (STATIC_URL)")
-    return ((url, path),)
+    notes.append(f"static files: collectstatic fills {folder}/ (STATIC_ROOT, {at}), served by nginx at {url} (STATIC_URL)")
+    return ((url, folder),)
 
 
 def _django_hosts(env: _Env, where: str, notes: list[str]) -> tuple[str, ...]:
@@ -1322,8 +1337,8 @@ def _flask_data_command(files: Mapping[str, str], found: _Found, notes: list[str
     for _, t in trees:
         for node in ast.walk(t):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_command":
-                if node.args and (name := (_dotted(node.args[0]) or "").rsplit(".", 1)[-1]):
-                    registered.add(name)
+                if node.args and (command := (_dotted(node.args[0]) or "").rsplit(".", 1)[-1]):
+                    registered.add(command)
     for path, t in trees:
         for fn in ast.walk(t):
             if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -1386,9 +1401,9 @@ def wanted_files(
     if "manage.py" not in files:
         for path in _candidate_modules(files):
             tree = _parse(path, files[path], None)
-            for module in _local_imports(path, tree, files) if tree is not None else ():
-                if _module_file(files, module) is None:
-                    want += _module_paths(module)
+            for imported in _local_imports(path, tree, files) if tree is not None else ():
+                if _module_file(files, imported) is None:
+                    want += _module_paths(imported)
         return [w for w in dict.fromkeys(want) if w not in files]
     module = choose_settings(files, settings, env_file).module
     if module is None:

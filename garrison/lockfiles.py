@@ -447,7 +447,8 @@ _GLOBAL_OPTIONS = ("--index-url", "-i", "--extra-index-url", "--trusted-host", "
 
 def _logical_lines(text: str) -> Iterable[tuple[int, str]]:
     """(first line number, line) with `\\` continuations joined and comments removed."""
-    start, parts = 0, []
+    start = 0
+    parts: list[str] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = re.sub(r"(^|\s)#.*$", "", raw)
         if not parts:
