@@ -13,20 +13,30 @@ This module owns the detection behind `garrison init` and nothing else:
 What is detected, in order of preference:
 
 1. Django: a manage.py that sets DJANGO_SETTINGS_MODULE. The settings module
-   (following `from .base import *`) gives the entry (WSGI_APPLICATION, else
+   production uses (DJANGO_SETTINGS_MODULE of the env file given to init, else
+   the `settings` argument, else manage.py's default), followed through star
+   and named imports and guarded `try: from .local import *` (when that file
+   ships), gives the entry (WSGI_APPLICATION, else
    <settings package>.wsgi:application), the static folder (STATIC_URL served
-   by nginx from STATIC_ROOT), the server names (ALLOWED_HOSTS), and the
-   release hook (collectstatic, migrate). ROOT_URLCONF picks the health path.
+   by nginx from STATIC_ROOT), the server names (ALLOWED_HOSTS), the release
+   hook (collectstatic, migrate), and the data a release must not hold
+   (SQLite files, MEDIA_ROOT). ROOT_URLCONF picks the health path. A value
+   that can't be read statically is reported with its file and line.
 2. Otherwise files: wsgi.py, asgi.py, app.py, main.py at the top of the
    folder, then each top-level package (alphabetically) via <pkg>/wsgi.py,
    <pkg>/asgi.py, <pkg>/app.py, <pkg>/main.py, <pkg>/__init__.py;
 3. in a file: a module-level app object `NAME = Flask(...)` (WSGI), or
-   `NAME = FastAPI(...)` / `Starlette(...)` / `Quart(...)` (ASGI: gunicorn
-   runs it with uvicorn workers), spelled plainly, as `module.Class(...)` or
-   through an imported alias; else a module-level `def create_app(...)`
-   factory, entered as `module:create_app()` (ASGI when the framework class
-   it calls is). Flask/Quart static folders follow Flask's defaults; ASGI apps'
-   `StaticFiles(directory=...)` mounts are handed to nginx.
+   `NAME = FastAPI(...)` / `Starlette(...)` / `Litestar(...)` / `Quart(...)` /
+   `get_asgi_application()` ... (ASGI: gunicorn runs it with uvicorn workers),
+   spelled plainly, as `module.Class(...)` or through an imported alias; an
+   app class of another ASGI package, and a method called on such an object
+   (`app = Framework([...]).app()`), count as ASGI too; else a module-level
+   `def create_app(...)` factory, entered as `module:create_app()` (ASGI when
+   the framework class it calls is). Flask/Quart static folders follow
+   Flask's defaults; ASGI apps' `StaticFiles(directory=...)` mounts are handed
+   to nginx. A Flask app's init-db-style CLI command becomes the
+   `first_deploy` hook. When nothing is found, the refusal names the keys to
+   write by hand: `entry` and, for ASGI, `worker_class = "uvicorn"`.
 """
 
 from __future__ import annotations
@@ -41,18 +51,25 @@ import warnings
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import Any, NamedTuple
 
-from garrison.config.model import HOSTNAME_RE, RESERVED_NAMES
+from pydantic import BaseModel
+
+from garrison import source
+from garrison.config.model import HOSTNAME_RE, RESERVED_NAMES, Gunicorn
 from garrison.errors import ConfigError, DetectError
 
 __all__ = [
     "DJANGO_RELEASE_HOOK",
     "NOT_FOUND",
+    "not_found_message",
     "PACKAGE_FILES",
     "TOP_LEVEL_FILES",
     "Detection",
+    "SettingsChoice",
+    "choose_settings",
     "django_settings_module",
+    "env_file_value",
     "normalise_name",
     "read_app_folder",
     "render_toml",
@@ -78,10 +95,16 @@ DJANGO_MIGRATE_HOOK = "python manage.py migrate --noinput"
 SETTINGS_VAR = "DJANGO_SETTINGS_MODULE"
 
 NOT_FOUND = (
-    "no WSGI app found: looked for a Django manage.py, a Flask/FastAPI/Starlette/Quart app object or a "
-    "create_app() factory in wsgi.py, asgi.py, app.py, main.py and packages; write garrison.toml by hand with "
-    '[app] name = "..." and entry = "module:callable"'
+    "no app found: looked for a Django manage.py, an app object (Flask, FastAPI, Starlette, Litestar, Quart, Sanic, "
+    "Django's get_asgi_application()...) or a create_app() factory in wsgi.py, asgi.py, app.py, main.py and packages; "
+    "write garrison.toml by hand with [app] name = \"...\" and:"
 )
+ENTRY_HELP = '  [app] entry = "module:attr"  (the object the server calls, e.g. "main:app", or a factory "mypkg:create_app()")'
+ASGI_HELP = '  [gunicorn] worker_class = "uvicorn"  (for an ASGI app: without it gunicorn serves it as WSGI and it fails to boot)'
+
+# [gunicorn] keys shown commented out, with the model's default and help, in the
+# garrison.toml init writes (worker_class too, unless init sets it).
+GUNICORN_SHOWN = ("workers", "threads", "timeout")
 
 # Folders that never hold the app's own code (virtualenvs, VCS, caches).
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", "site-packages"})
@@ -96,15 +119,36 @@ class _Framework:
     label: str
     asgi: bool  # served by gunicorn's uvicorn worker
     flask_static: bool  # static_folder/static_url_path defaults as Flask's
+    # The bare class name counts even without a visible import (star imports,
+    # re-exports); only for names no other library is likely to use ("App" is not one).
+    plain: bool = True
 
 
-# Qualified class names of the app objects `init` recognises.
+# Qualified names of the classes (and functions) whose call makes the app object.
 FRAMEWORKS: dict[str, _Framework] = {
     "flask.Flask": _Framework("Flask", asgi=False, flask_static=True),
     "quart.Quart": _Framework("Quart", asgi=True, flask_static=True),
     "fastapi.FastAPI": _Framework("FastAPI", asgi=True, flask_static=False),
     "starlette.applications.Starlette": _Framework("Starlette", asgi=True, flask_static=False),
+    "litestar.Litestar": _Framework("Litestar", asgi=True, flask_static=False),
+    "starlite.Starlite": _Framework("Starlite", asgi=True, flask_static=False),
+    "sanic.Sanic": _Framework("Sanic", asgi=True, flask_static=False),
+    "django.core.asgi.get_asgi_application": _Framework("Django", asgi=True, flask_static=False),
+    "django.core.wsgi.get_wsgi_application": _Framework("Django", asgi=False, flask_static=False),
+    "falcon.asgi.App": _Framework("Falcon", asgi=True, flask_static=False, plain=False),
+    "falcon.App": _Framework("Falcon", asgi=False, flask_static=False, plain=False),
+    "channels.routing.ProtocolTypeRouter": _Framework("Channels", asgi=True, flask_static=False),
 }
+# Packages whose app class is an ASGI app: `app = App(...)` or `app = Thing([...]).app()`
+# with the class imported from one of them is ASGI even when the class is not listed above.
+ASGI_PACKAGES = frozenset({
+    "starlette", "fastapi", "litestar", "starlite", "quart", "sanic", "blacksheep", "esmerald", "lilya",
+    "xpresso", "emmett", "emmett55", "muffin", "responder", "panther", "channels", "shiny", "socketio",
+})
+# Target or class names that say "this is the application" for such a generic call:
+# `router = APIRouter()` in the same module must not become the entry.
+APP_NAMES = frozenset({"app", "application", "asgi_app", "api"})
+APP_CLASSES = frozenset({"App", "Application", "ASGIApp"})
 
 
 @dataclass(frozen=True)
@@ -118,9 +162,16 @@ class Detection:
     notes: tuple[str, ...] = ()
     worker_class: str | None = None  # "uvicorn" for ASGI apps; None: gunicorn's configured default
     release_hook: str | None = None
+    first_deploy_hook: str | None = None  # a data initialiser (flask init-db): once per app, never on every release
     server_names: tuple[str, ...] = DEFAULT_SERVER_NAMES
     health_path: str = "/"
     framework: str | None = None  # "Django", "Flask", "FastAPI", ...
+    asgi_hints: tuple[str, ...] = ()  # no entry found: "main.py imports litestar" (an ASGI framework)
+    # Django: the settings module read, and the app's data that a release must not hold
+    # (for persistence across deploys): SQLite files and MEDIA_ROOT, relative to the app root.
+    settings_module: str | None = None
+    sqlite_paths: tuple[str, ...] = ()
+    media_root: str | None = None
 
 
 @dataclass(frozen=True)
@@ -142,7 +193,15 @@ class _Found:
 # pure part
 
 
-def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: str = "app") -> Detection:
+def scan(
+    files: Mapping[str, str],
+    dirs: Set[str] = frozenset(),
+    folder_name: str = "app",
+    *,
+    settings: str | None = None,
+    env_file: tuple[str, str] | None = None,
+    shipped: Set[str] | None = None,
+) -> Detection:
     """Detect name, entry point, static folders and requirements of an app.
 
     `files` maps relative POSIX paths of the candidate files (see
@@ -150,14 +209,24 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
     top-level folders and of the folders directly inside each package
     (e.g. {"static", "mypkg", "mypkg/static"}); `folder_name` is the app
     folder's own name, the fallback for the app name.
+
+    Django only: `settings` is the settings module production uses (else
+    manage.py's default); `env_file` is (name, text) of the env file the app
+    will get on the server, whose DJANGO_SETTINGS_MODULE wins over both;
+    `shipped` is the set of files a release contains (None: every file), so
+    that a gitignored settings/local.py is not taken for production's.
     """
     notes: list[str] = []
+    hints: tuple[str, ...] = ()
+    first_deploy: str | None = None
     pyproject = _parse_pyproject(files.get("pyproject.toml"), notes)
     name = _app_name(pyproject, folder_name, notes)
 
-    django = _scan_django(files, name, notes)
+    entry: str | None
+    framework: str | None
+    django = _scan_django(files, name, notes, choose_settings(files, settings, env_file, notes), shipped)
     if django is not None:
-        entry, static, hook, server_names, health = django
+        entry, static, hook, server_names, health = django.entry, django.static, django.hook, django.names, django.health
         framework, worker_class = "Django", None
     else:
         found: _Found | None = None
@@ -165,6 +234,8 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
             found = _scan_module(path, files[path], notes)
             if found is not None:
                 break
+        if found is None:
+            hints = tuple(_asgi_imports(files))
         if found is not None:
             notes.append(found.note)
         entry = None if found is None else f"{found.module}:{found.attr}{'()' if found.factory else ''}"
@@ -175,6 +246,8 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
         if asgi:
             notes.append("ASGI app: gunicorn runs it with uvicorn workers (worker_class = \"uvicorn\")")
         hook, server_names, health = None, DEFAULT_SERVER_NAMES, "/"
+        if found is not None and found.framework is not None and found.framework.label == "Flask":
+            first_deploy = _flask_data_command(files, found, notes)
 
     requirements = _requirements(files, pyproject, notes)
     if django is not None and requirements is None:
@@ -189,13 +262,40 @@ def scan(files: Mapping[str, str], dirs: Set[str] = frozenset(), folder_name: st
         entry=entry,
         static=static,
         requirements=requirements,
-        notes=tuple(notes),
+        notes=tuple(dict.fromkeys(notes)),  # a settings file is reached by several imports: one note each
         worker_class=worker_class,
+        asgi_hints=hints,
         release_hook=hook,
+        first_deploy_hook=first_deploy,
         server_names=server_names,
         health_path=health,
         framework=framework,
+        settings_module=django.settings if django else None,
+        sqlite_paths=django.sqlite_paths if django else (),
+        media_root=django.media_root if django else None,
     )
+
+
+def _asgi_imports(files: Mapping[str, str]) -> Iterable[str]:
+    """"main.py imports litestar" for each candidate module importing an ASGI framework."""
+    for path in _candidate_modules(files):
+        tree = _parse(path, files[path], None)
+        tops = set()
+        for node in ast.walk(tree) if tree is not None else ():
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                tops.add(node.module.split(".", 1)[0])
+            elif isinstance(node, ast.Import):
+                tops.update(a.name.split(".", 1)[0] for a in node.names)
+        for top in sorted(tops & ASGI_PACKAGES):
+            yield f"{path} imports {top}"
+
+
+def not_found_message(d: Detection) -> str:
+    """The refusal when no entry point was found: what to write by hand, one line per key."""
+    asgi = ASGI_HELP
+    if d.asgi_hints:
+        asgi += f"; this looks like an ASGI app: {', '.join(d.asgi_hints)}"
+    return "\n".join((NOT_FOUND, ENTRY_HELP, asgi))
 
 
 def _candidate_modules(files: Mapping[str, str]) -> Iterable[str]:
@@ -246,6 +346,8 @@ def _scan_module(path: str, source: str, notes: list[str]) -> _Found | None:
     module = _module_name(path)
     mounts, websocket = _asgi_extras(tree, aliases), _has_websocket(tree, aliases)
     factory: _Found | None = None
+    generic: _Found | None = None
+    objects: dict[str, tuple[ast.Call, _Framework]] = {}  # names bound to objects of ASGI packages
     for node in tree.body:
         if isinstance(node, ast.Assign):
             targets, value = node.targets, node.value
@@ -261,17 +363,65 @@ def _scan_module(path: str, source: str, notes: list[str]) -> _Found | None:
             continue
         else:
             continue
-        fw = _framework(value, aliases) if isinstance(value, ast.Call) else None
-        if fw is not None:
-            assert isinstance(value, ast.Call)
+        names = [t.id for t in targets if isinstance(t, ast.Name)]
+        if not names:
+            continue
+        made = _app_call(value, aliases, names)
+        if made is None and isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute):
+            # `server = Framework([...])` then `app = server.app()`: the method's result is the app.
+            owner = value.func.value.id if isinstance(value.func.value, ast.Name) else None
+            if owner in objects:
+                call, fw = objects[owner]
+                made = call, fw, f" (the result of `{owner}.{value.func.attr}()`, a {fw.label} object)"
+        if isinstance(value, ast.Call) and (fw := _generic_asgi(value, aliases, names, method=True)) is not None:
+            objects.update({n: (value, fw) for n in names})
+        if made is not None:
+            call, fw, how = made
             # `app = application = Flask(...)`: the first plain name is the entry.
-            for target in targets:
-                if isinstance(target, ast.Name):
-                    return _Found(
-                        path, module, target.id, False, value, fw,
-                        f"found {fw.label} app `{target.id}` in {path}", mounts, websocket,
-                    )
-    return factory
+            found = _Found(
+                path, module, names[0], False, call, fw, f"found {fw.label} app `{names[0]}` in {path}{how}", mounts, websocket
+            )
+            if fw in FRAMEWORKS.values() or how:
+                return found
+            # An app class of an ASGI package init does not know: a later `app = obj.app()` wins.
+            generic = generic or found
+    return generic or factory
+
+
+def _app_call(value: ast.expr, aliases: Mapping[str, str], names: list[str]) -> tuple[ast.Call, _Framework, str] | None:
+    """The framework call that makes a module-level app object, with how it was recognised.
+
+    `Flask(...)`, `FastAPI(...)`, `get_asgi_application()`: a listed framework.
+    `Thing([...]).app()`: a method called on an ASGI framework's object; what it
+    returns is taken as the ASGI app (for WSGI frameworks such a call is usually
+    something else: `Flask(...).test_client()`).
+    `App(...)` imported from an ASGI package not listed: ASGI, when the class or
+    the target says it is the application.
+    """
+    if not isinstance(value, ast.Call):
+        return None
+    fw = _framework(value, aliases)
+    if fw is not None:
+        return value, fw, ""
+    if isinstance(value.func, ast.Attribute) and isinstance(value.func.value, ast.Call):
+        inner = value.func.value
+        fw = _framework(inner, aliases) or _generic_asgi(inner, aliases, names, method=True)
+        if fw is not None and fw.asgi:
+            return inner, fw, f" (the result of `.{value.func.attr}()` on a {fw.label} object)"
+        return None
+    fw = _generic_asgi(value, aliases, names, method=False)
+    return (value, fw, "") if fw is not None else None
+
+
+def _generic_asgi(call: ast.Call, aliases: Mapping[str, str], names: list[str], method: bool) -> _Framework | None:
+    qual = _qualified(call.func, aliases) or ""
+    package, _, cls = qual.rpartition(".")
+    top = package.split(".", 1)[0]
+    if top not in ASGI_PACKAGES or not cls[:1].isupper():
+        return None
+    if not (method or cls in APP_CLASSES or any(n in APP_NAMES for n in names)):
+        return None
+    return _Framework(f"{top} ({cls})", asgi=True, flask_static=False)
 
 
 def _import_aliases(tree: ast.Module) -> dict[str, str]:
@@ -281,8 +431,9 @@ def _import_aliases(tree: ast.Module) -> dict[str, str]:
     visible import (star imports, re-exports), as the detection rules promise.
     """
     aliases: dict[str, str] = {}
-    for qual in FRAMEWORKS:
-        aliases[qual.rsplit(".", 1)[1]] = qual
+    for qual, fw in FRAMEWORKS.items():
+        if fw.plain:
+            aliases[qual.rsplit(".", 1)[1]] = qual
         top = qual.split(".", 1)[0]
         aliases[top] = top
     for node in ast.walk(tree):
@@ -483,6 +634,20 @@ def _flask_static(found: _Found, dirs: Set[str], notes: list[str]) -> tuple[tupl
 # --------------------------------------------------------------------------
 # Django (pure): settings are read with ast, a small evaluator follows the
 # usual spellings of paths (BASE_DIR / "x", os.path.join(BASE_DIR, "x")).
+#
+# Which settings: the ones production runs with. DJANGO_SETTINGS_MODULE from
+# the env file given to init (what `garrison env set` puts in the process
+# environment wins over manage.py's and wsgi.py's setdefault), else the module
+# named with `settings`, else manage.py's default. A settings package
+# (base.py, dev.py, production.py, each ending in `try: from .local import *`)
+# is followed through its star imports, in the order Python runs them.
+
+MODULE_RE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+# Last parts of a settings module name that say "not for production".
+DEV_SETTINGS = frozenset({"dev", "development", "devel", "local", "test", "tests", "testing", "settings_dev"})
+PROD_SETTINGS = ("production", "prod", "live", "deploy")
+# Exceptions a guarded import catches when the module does not exist.
+IMPORT_ERRORS = frozenset({"ImportError", "ModuleNotFoundError", "Exception", "BaseException"})
 
 
 def django_settings_module(manage_py: str) -> str | None:
@@ -500,9 +665,80 @@ def django_settings_module(manage_py: str) -> str | None:
             if isinstance(t, ast.Subscript) and _const_str(t.slice) == SETTINGS_VAR:
                 value = node.value
         module = _const_str(value) if value is not None else None
-        if module and re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", module):
+        if module and MODULE_RE.fullmatch(module):
             return module
     return None
+
+
+def env_file_value(text: str, key: str) -> str | None:
+    """KEY's value in a .env-style text (KEY=value, `export KEY=value`, quoted or not, # comments); last one wins."""
+    value = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        name, sep, rest = line.partition("=")
+        if not sep or name.strip() != key:
+            continue
+        rest = rest.strip()
+        if rest[:1] in ("'", '"') and rest[1:].find(rest[0]) >= 0:
+            value = rest[1 : 1 + rest[1:].find(rest[0])]
+        else:
+            value = rest.split(" #", 1)[0].strip()
+    return value
+
+
+@dataclass(frozen=True)
+class SettingsChoice:
+    """Which settings module init reads, and why (see the section comment above)."""
+
+    module: str | None
+    source: str  # "the env file .env.production", "--settings", "manage.py's default"
+    default: str | None  # manage.py's default
+
+
+def choose_settings(
+    files: Mapping[str, str], settings: str | None = None, env_file: tuple[str, str] | None = None,
+    notes: list[str] | None = None,
+) -> SettingsChoice:
+    """The settings module production uses: env file, else `settings`, else manage.py's default."""
+    notes = [] if notes is None else notes
+    default = django_settings_module(files.get("manage.py", ""))
+    if settings is not None and not MODULE_RE.fullmatch(settings):
+        notes.append(f"--settings {settings!r} is not a dotted module name (e.g. mysite.settings.production): ignored")
+        settings = None
+    if env_file is not None:
+        name, text = env_file
+        value = env_file_value(text, SETTINGS_VAR)
+        if value is not None and MODULE_RE.fullmatch(value):
+            if settings is not None and settings != value:
+                notes.append(f"--settings {settings} ignored: {name} sets {SETTINGS_VAR}={value}, which production uses")
+            return SettingsChoice(value, f"{SETTINGS_VAR} in {name}", default)
+        if value is not None:
+            notes.append(f"{name}: {SETTINGS_VAR}={value!r} is not a dotted module name: ignored")
+    if settings is not None:
+        return SettingsChoice(settings, "--settings", default)
+    return SettingsChoice(default, "manage.py's default", default)
+
+
+def _settings_advice(files: Mapping[str, str], choice: SettingsChoice, notes: list[str]) -> None:
+    """Say when production may run other settings than the ones init read."""
+    module = choice.module or ""
+    if choice.source == "--settings" and module != choice.default:
+        # manage.py and wsgi.py only setdefault(): the server's environment decides.
+        notes.append(
+            f"production must run {module} too: `garrison env set {SETTINGS_VAR}={module}` "
+            f"(manage.py defaults to {choice.default})"
+        )
+    if choice.source != "manage.py's default" or module.rpartition(".")[2] not in DEV_SETTINGS:
+        return
+    package = module.rpartition(".")[0]
+    prod = next((f"{package}.{p}" for p in PROD_SETTINGS if _module_file(files, f"{package}.{p}")), None)
+    hint = f"`garrison init --settings {prod}`" if prod else "`garrison init --settings MODULE`"
+    notes.append(
+        f"settings {module} (manage.py's default) look like development settings; if production uses others, run "
+        f"{hint} and set them on the server with `garrison env set {SETTINGS_VAR}=...`"
+    )
 
 
 def _const_str(node: ast.AST | None) -> str | None:
@@ -518,54 +754,166 @@ def _module_file(files: Mapping[str, str], module: str) -> str | None:
     return next((p for p in _module_paths(module) if p in files), None)
 
 
-def _star_imports(path: str, tree: ast.Module) -> list[str]:
-    """Modules a settings file star-imports (`from .base import *`), as dotted names."""
-    out = []
+def _import_base(path: str, node: ast.ImportFrom) -> str:
+    """The dotted module an ImportFrom reads from, relative imports resolved against `path`'s package."""
+    if node.level == 0:
+        return node.module or ""
     package = _module_name(path) if path.endswith("/__init__.py") else _module_name(path).rpartition(".")[0]
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
-            if node.level == 0:
-                out.append(node.module or "")
-            else:
-                parts = package.split(".") if package else []
-                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
-                out.append(".".join(parts + ([node.module] if node.module else [])))
+    parts = package.split(".") if package else []
+    parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+    return ".".join(parts + ([node.module] if node.module else []))
+
+
+def _settings_imports(path: str, tree: ast.Module) -> list[str]:
+    """Modules a settings file imports from (`from .base import *`, also inside try/if), as dotted names."""
+    return [m for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and (m := _import_base(path, node))]
+
+
+class _Bind(NamedTuple):
+    """Where a setting got its value: the expression (None when it can't be
+    followed statically: bound in an if/for/try, `+=`), the file and line."""
+
+    expr: ast.expr | None
+    file: str
+    line: int
+    # The names of the module that assigned it: BASE_DIR in base.py's expressions is
+    # base.py's, also when production.py imports only STATIC_ROOT from it.
+    scope: dict[str, _Bind] | None = None
+
+
+_Env = dict[str, _Bind]
+
+
+def _bind_path(bind: _Bind, env: _Env) -> str | None:
+    """The path a setting's expression evaluates to, in the module that assigned it."""
+    return _path_of(bind.expr, bind.file, bind.scope if bind.scope is not None else env)
+
+
+class _Settings:
+    """Module-level names of a settings module, run in the order Python runs them.
+
+    `shipped`: the app files a release contains (None: all). A guarded
+    `try: from .local import *` whose module is not shipped (.gitignore) runs
+    its except branch, as it will on the server.
+    """
+
+    def __init__(self, files: Mapping[str, str], shipped: Set[str] | None, notes: list[str]) -> None:
+        self.files, self.shipped, self.notes = files, shipped, notes
+        self.cache: dict[str, _Env] = {}
+
+    def module(self, module: str) -> str | None:
+        path = _module_file(self.files, module)
+        if path is not None and self.shipped is not None and path not in self.shipped:
+            self.notes.append(f"{path} is not deployed (.gitignore): its settings are not what production runs")
+            return None
+        return path
+
+    def env(self, path: str, stack: tuple[str, ...] = ()) -> _Env:
+        if path in self.cache:
+            return self.cache[path]
+        env: _Env = {}
+        tree = _parse(path, self.files[path], None)
+        if tree is not None and len(stack) <= MAX_SETTINGS_DEPTH:
+            self._run(tree.body, path, env, stack + (path,))
+        self.cache[path] = env
+        return env
+
+    def _run(self, body: list[ast.stmt], path: str, env: _Env, stack: tuple[str, ...]) -> None:
+        for node in body:
+            if isinstance(node, ast.ImportFrom):
+                self._import(node, path, env, stack)
+            elif isinstance(node, ast.Assign):
+                for t in node.targets:
+                    for name, whole in _targets(t):
+                        env[name] = _Bind(node.value if whole else None, path, node.lineno, env)
+            elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+                env[node.target.id] = _Bind(node.value, path, node.lineno, env)
+            elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+                env[node.target.id] = _Bind(None, path, node.lineno)  # ALLOWED_HOSTS += [...]: no longer a literal
+            elif isinstance(node, ast.Try) and _guarded_import(node):
+                missing = [m for m in _imported_modules(node.body, path) if self._local(m) and self.module(m) is None]
+                if missing:
+                    handler = next(h for h in node.handlers if _catches_import_error(h))
+                    self._run(handler.body, path, env, stack)
+                else:
+                    self._run(node.body + node.orelse, path, env, stack)
+                self._run(node.finalbody, path, env, stack)
+            elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For, ast.While, ast.Match)):
+                self._unknown(node, path, env, stack)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                env[node.name] = _Bind(None, path, node.lineno)
+
+    def _local(self, module: str) -> bool:
+        """A module of the app's own packages (not django, not a library)."""
+        top = module.split(".", 1)[0]
+        return any(f.startswith(top + "/") or f == top + ".py" for f in self.files)
+
+    def _import(self, node: ast.ImportFrom, path: str, env: _Env, stack: tuple[str, ...]) -> None:
+        module = _import_base(path, node)
+        other = self.module(module) if module else None
+        if other is None or other in stack:
+            if other is None and any(a.name == "*" for a in node.names) and self._local(module):
+                self.notes.append(f"{path} line {node.lineno}: `from {'.' * node.level}{node.module or ''} import *` "
+                                  "names a module init can't find: its settings are not read")
+            return
+        names = self.env(other, stack)
+        if any(a.name == "*" for a in node.names):
+            # A star import copies the public names (no __all__ in settings modules).
+            env.update({k: v for k, v in names.items() if not k.startswith("_")})
+        else:
+            for a in node.names:
+                if a.name in names:
+                    env[a.asname or a.name] = names[a.name]
+
+    def _unknown(self, node: ast.stmt, path: str, env: _Env, stack: tuple[str, ...]) -> None:
+        """Names bound under a condition init doesn't evaluate (if DEBUG:, for, with): not literals."""
+        for sub in ast.walk(node):
+            if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
+                env[sub.id] = _Bind(None, path, sub.lineno)
+            elif isinstance(sub, ast.ImportFrom) and any(a.name == "*" for a in sub.names):
+                other = self.module(_import_base(path, sub))
+                names = self.env(other, stack) if other is not None and other not in stack else {}
+                for name in names or ("STATIC_ROOT", "STATIC_URL", "MEDIA_ROOT", "ALLOWED_HOSTS", "DEBUG", "DATABASES"):
+                    env[name] = _Bind(None, path, sub.lineno)
+
+
+def _targets(target: ast.expr) -> Iterable[tuple[str, bool]]:
+    """Names an assignment target binds, and whether it gets the whole value (not `a, b = ...`)."""
+    if isinstance(target, ast.Name):
+        yield target.id, True
+    elif isinstance(target, (ast.Tuple, ast.List)):
+        for elt in target.elts:
+            for name, _ in _targets(elt.value if isinstance(elt, ast.Starred) else elt):
+                yield name, False
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    if handler.type is None:
+        return True
+    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
+    return any((_dotted(t) or "").rsplit(".", 1)[-1] in IMPORT_ERRORS for t in types)
+
+
+def _guarded_import(node: ast.Try) -> bool:
+    """`try: from .local import *  except ImportError: pass` and its spellings."""
+    simple = all(isinstance(s, (ast.Import, ast.ImportFrom, ast.Pass)) for s in node.body)
+    return simple and any(_catches_import_error(h) for h in node.handlers)
+
+
+def _imported_modules(body: list[ast.stmt], path: str) -> list[str]:
+    out = []
+    for s in body:
+        if isinstance(s, ast.ImportFrom):
+            out.append(_import_base(path, s))
+        elif isinstance(s, ast.Import):
+            out += [a.name for a in s.names]
     return [m for m in out if m]
 
 
-_Env = dict[str, tuple[ast.expr | None, str]]  # name -> (value or None when computed, defining file)
-
-
-def _settings_env(files: Mapping[str, str], path: str, depth: int = 0) -> _Env:
-    """Module-level names of a settings file, star imports merged in where they appear."""
-    tree = _parse(path, files[path], None)
-    env: _Env = {}
-    if tree is None:
-        return env
-    for node in tree.body:
-        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names) and depth < MAX_SETTINGS_DEPTH:
-            for module in _star_imports(path, ast.Module(body=[node], type_ignores=[])):
-                other = _module_file(files, module)
-                if other is not None and other != path:
-                    env.update(_settings_env(files, other, depth + 1))
-        elif isinstance(node, ast.Assign):
-            for t in node.targets:
-                if isinstance(t, ast.Name):
-                    env[t.id] = (node.value, path)
-        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
-            env[node.target.id] = (node.value, path)
-        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            env[node.target.id] = (None, path)  # ALLOWED_HOSTS += [...]: no longer a literal
-        elif isinstance(node, (ast.If, ast.Try, ast.With, ast.For)):
-            # Conditional settings (if DEBUG: ..., try: from .local import *): the names
-            # bound inside are not known statically.
-            for sub in ast.walk(node):
-                if isinstance(sub, ast.Name) and isinstance(sub.ctx, ast.Store):
-                    env[sub.id] = (None, path)
-                elif isinstance(sub, ast.ImportFrom) and any(a.name == "*" for a in sub.names):
-                    for name in ("STATIC_ROOT", "STATIC_URL", "ALLOWED_HOSTS", "DEBUG", "DATABASES"):
-                        env[name] = (None, path)
-    return env
+def _where(name: str, env: _Env, settings: str) -> str:
+    """`mysite/settings/base.py line 12` for a setting, or the settings file when it is not set."""
+    bind = env.get(name)
+    return f"{bind.file} line {bind.line}" if bind is not None else settings
 
 
 _UNKNOWN: Any = object()
@@ -575,11 +923,11 @@ def _literal(name: str, env: _Env, depth: int = 0) -> Any:
     """A setting's literal value (lists, strings, bools, dicts), _ABSENT or _UNKNOWN."""
     if name not in env:
         return _ABSENT
-    expr, _ = env[name]
+    expr, scope = env[name].expr, env[name].scope
     if expr is None:
         return _UNKNOWN
     if isinstance(expr, ast.Name) and depth < 5:
-        return _literal(expr.id, env, depth + 1)
+        return _literal(expr.id, scope if scope is not None else env, depth + 1)
     try:
         return ast.literal_eval(expr)
     except (ValueError, TypeError, SyntaxError, RecursionError):
@@ -599,8 +947,8 @@ def _path_of(expr: ast.expr | None, file: str, env: _Env, depth: int = 0) -> str
         if expr.id == "__file__":
             return file
         if expr.id in env:
-            value, where = env[expr.id]
-            return _path_of(value, where, env, d)
+            bind = env[expr.id]
+            return _path_of(bind.expr, bind.file, bind.scope if bind.scope is not None else env, d)
         return None
     if isinstance(expr, ast.Attribute) and expr.attr == "parent":
         inner = _path_of(expr.value, file, env, d)
@@ -672,18 +1020,31 @@ def _host_allowed(host: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class _Django:
+    entry: str
+    static: tuple[tuple[str, str], ...]
+    hook: str
+    names: tuple[str, ...]
+    health: str
+    sqlite_paths: tuple[str, ...]
+    media_root: str | None
+    settings: str
+
+
 def _scan_django(
-    files: Mapping[str, str], name: str, notes: list[str]
-) -> tuple[str, tuple[tuple[str, str], ...], str | None, tuple[str, ...], str] | None:
-    """(entry, static, release hook, server names, health path) of a Django project, or None."""
+    files: Mapping[str, str], name: str, notes: list[str], choice: SettingsChoice, shipped: Set[str] | None
+) -> _Django | None:
+    """Entry, static folder, release hook, server names, health path and data paths of a Django project, or None."""
     if "manage.py" not in files:
         return None
-    module = django_settings_module(files["manage.py"])
+    module = choice.module
     if module is None:
         notes.append(f"manage.py does not set {SETTINGS_VAR}: not treated as a Django project")
         return None
-    settings = _module_file(files, module)
-    env: _Env = _settings_env(files, settings) if settings is not None else {}
+    reader = _Settings(files, shipped, notes)
+    settings = reader.module(module)
+    env: _Env = reader.env(settings) if settings is not None else {}
     where = settings or f"{_module_paths(module)[0]} (not found)"
     package = module.rpartition(".")[0] or module
 
@@ -697,7 +1058,8 @@ def _scan_django(
         # Django's own default: what `startproject` writes next to the settings.
         entry = f"{package.split('.')[0]}.wsgi:application"
         source = "the startproject layout (WSGI_APPLICATION not found)"
-    notes.append(f"found Django project: settings {module} ({where}), entry {entry} from {source}")
+    notes.append(f"found Django project: settings {module} ({where}, {choice.source}), entry {entry} from {source}")
+    _settings_advice(files, choice, notes)
 
     # Static files: collectstatic copies them into STATIC_ROOT, nginx serves that at STATIC_URL.
     apps = _literal("INSTALLED_APPS", env)
@@ -714,21 +1076,29 @@ def _scan_django(
     notes.append(f"release hook: `{hook}` runs in each new release before it takes traffic")
 
     names = _django_hosts(env, where, notes)
-    _django_debug_and_db(env, where, name, notes)
+    if _literal("DEBUG", env) is True:
+        notes.append(
+            f"DEBUG = True in {_where('DEBUG', env, where)}: set DEBUG = False in production (then Django needs "
+            "ALLOWED_HOSTS and leaves static files to nginx)"
+        )
+    sqlite_paths = _django_sqlite(env, where, name, notes)
+    media_root = _django_media(env, where, name, notes)
     health = _django_health(files, env, notes)
-    return entry, static, hook, names, health
+    return _Django(entry, static, hook, names, health, sqlite_paths, media_root, module)
 
 
 def _django_static(env: _Env, where: str, notes: list[str]) -> tuple[tuple[str, str], ...]:
     url = _literal("STATIC_URL", env)
     if not isinstance(url, str) or not url.strip("/"):
-        notes.append(f"STATIC_URL is not a literal path in {where}: no static folder for nginx; add [[app.static]] by hand")
+        notes.append(
+            f"STATIC_URL in {_where('STATIC_URL', env, where)} is not a literal path: no static folder for nginx; "
+            "add [[app.static]] by hand"
+        )
         return ()
     if re.match(r"^([a-z]+:)?//", url):
         notes.append(f"STATIC_URL = {url!r} is another server (a CDN): nginx serves no static folder")
         return ()
     url = "/" + url.strip("/") + "/"
-    expr, file = env.get("STATIC_ROOT", (None, ""))
     if "STATIC_ROOT" not in env:
         # Where `BASE_DIR / "staticfiles"` lands: usually the project root, next to manage.py.
         base = _path_of(ast.Name("BASE_DIR", ast.Load()), "", env)
@@ -740,33 +1110,36 @@ def _django_static(env: _Env, where: str, notes: list[str]) -> tuple[tuple[str, 
             f"there (garrison.toml already serves {path}/ at {url})"
         )
         return ((url, path),)
-    path = _path_of(expr, file, env)
-    if path is None:
+    bind = env["STATIC_ROOT"]
+    at = _where("STATIC_ROOT", env, where)
+    folder = _bind_path(bind, env)
+    if folder is None:
         notes.append(
-            f"STATIC_ROOT in {where} is computed: no static folder for nginx; set it to a folder of the project "
+            f"STATIC_ROOT in {at} is computed: no static folder for nginx; set it to a folder of the project "
             f'(STATIC_ROOT = BASE_DIR / "staticfiles") or add [[app.static]] by hand'
         )
         return ()
-    if not _inside(path):
+    if not _inside(folder):
         notes.append(
-            f"STATIC_ROOT in {where} is {path}, outside the app folder: nginx serves the release's files; "
+            f"STATIC_ROOT in {at} is {folder}, outside the app folder: nginx serves the release's files; "
             f'set STATIC_ROOT = BASE_DIR / "staticfiles"'
         )
         return ()
-    notes.append(f"static files: collectstatic fills {path}/ (STATIC_ROOT), served by nginx at {url} (STATIC_URL)")
-    return ((url, path),)
+    notes.append(f"static files: collectstatic fills {folder}/ (STATIC_ROOT, {at}), served by nginx at {url} (STATIC_URL)")
+    return ((url, folder),)
 
 
 def _django_hosts(env: _Env, where: str, notes: list[str]) -> tuple[str, ...]:
     """Server names from ALLOWED_HOSTS, and a warning when Django would answer 400."""
     hosts = _literal("ALLOWED_HOSTS", env)
+    at = _where("ALLOWED_HOSTS", env, where)
     fix = "add the [server] names to ALLOWED_HOSTS"
     if hosts is _ABSENT or hosts is _UNKNOWN or not isinstance(hosts, (list, tuple)):
         if hosts is _ABSENT:
             hosts = []
         else:
             notes.append(
-                f"ALLOWED_HOSTS in {where} is computed: make sure it includes the [server] names, or Django answers "
+                f"ALLOWED_HOSTS in {at} is computed: make sure it includes the [server] names, or Django answers "
                 "400 Bad Request to them (and to garrison's health check)"
             )
             return DEFAULT_SERVER_NAMES
@@ -778,43 +1151,126 @@ def _django_hosts(env: _Env, where: str, notes: list[str]) -> tuple[str, ...]:
             names.append(candidate)
     if not patterns:
         notes.append(
-            f"ALLOWED_HOSTS is empty in {where}: with DEBUG = False Django answers 400 Bad Request to every host, "
+            f"ALLOWED_HOSTS is empty in {at}: with DEBUG = False Django answers 400 Bad Request to every host, "
             f'including garrison\'s health check; {fix}, e.g. ALLOWED_HOSTS = ["{DEFAULT_SERVER_NAMES[0]}"]'
         )
         return DEFAULT_SERVER_NAMES
     if "*" in patterns:
-        notes.append(f"ALLOWED_HOSTS in {where} accepts any Host ('*'): list your domain names instead")
+        notes.append(f"ALLOWED_HOSTS in {at} accepts any Host ('*'): list your domain names instead")
     if not names:
         return DEFAULT_SERVER_NAMES
     uncovered = [n for n in names if not _host_allowed(n, patterns)]
     if uncovered:  # cannot happen for names taken from the patterns; kept as the rule's statement
         notes.append(f"ALLOWED_HOSTS does not cover {', '.join(uncovered)}: Django answers 400 Bad Request; {fix}")
-    notes.append(f"server names {', '.join(names)} from ALLOWED_HOSTS")
+    notes.append(f"server names {', '.join(names)} from ALLOWED_HOSTS ({at})")
     return tuple(names)
 
 
-def _django_debug_and_db(env: _Env, where: str, name: str, notes: list[str]) -> None:
-    if _literal("DEBUG", env) is True:
+def _django_sqlite(env: _Env, where: str, name: str, notes: list[str]) -> tuple[str, ...]:
+    """SQLite databases inside the release (paths relative to the app root), with a warning each.
+
+    A release is replaced by every deploy and is not writable by the app: a
+    database there loses its data. `garrison` can keep such files outside the
+    release; until then the note says where to point NAME.
+    """
+    if "DATABASES" not in env:
+        return ()
+    bind = env["DATABASES"]
+    at = _where("DATABASES", env, where)
+    if not isinstance(bind.expr, ast.Dict):
+        url = _sqlite_url_default(bind.expr, bind.file, bind.scope if bind.scope is not None else env) if bind.expr is not None else None
+        if url is None:
+            notes.append(f"DATABASES in {at} is computed: check that it is not an SQLite file inside the release")
+            return ()
+        db, how = url
+        return _sqlite_in_release([db] if db is not None else [], at, name, notes, how)
+    found: list[str] = []
+    for key, value in zip(bind.expr.keys, bind.expr.values):
+        alias = _const_str(key) or "?"
+        if isinstance(value, ast.Dict):
+            fields = {_const_str(k): v for k, v in zip(value.keys, value.values)}
+            engine = _const_str(fields.get("ENGINE"))
+            if engine is None:
+                notes.append(f"DATABASES[{alias!r}] ENGINE in {at} is computed: check it is not SQLite inside the release")
+                continue
+            if not engine.endswith(("sqlite3", "spatialite")):
+                continue
+            db = _path_of(fields.get("NAME"), bind.file, bind.scope if bind.scope is not None else env)
+            if db is None:
+                notes.append(
+                    f"DATABASES[{alias!r}] NAME in {at} is computed: if that SQLite file is inside the release, each "
+                    f"deploy loses it; point it at /srv/{name}/shared/"
+                )
+                continue
+            found.append(db)
+        else:
+            url = _sqlite_url_default(value, bind.file, bind.scope if bind.scope is not None else env)
+            if url is not None and url[0] is not None:
+                found.append(url[0])
+            elif url is None:
+                notes.append(f"DATABASES[{alias!r}] in {at} is computed: check that it is not an SQLite file inside the release")
+    return _sqlite_in_release(found, at, name, notes, "")
+
+
+def _sqlite_in_release(paths: list[str], at: str, name: str, notes: list[str], how: str) -> tuple[str, ...]:
+    inside = tuple(dict.fromkeys(p for p in paths if _inside(p)))
+    for db in inside:
         notes.append(
-            f"DEBUG = True in {where}: set DEBUG = False in production (then Django needs ALLOWED_HOSTS and "
-            "leaves static files to nginx)"
+            f"the SQLite database {db} ({at}{how}) is inside the release, which the app can't write and each deploy "
+            f"replaces: point it at a file under /srv/{name}/shared/ (e.g. /srv/{name}/shared/db.sqlite3)"
         )
-    expr, file = env.get("DATABASES", (None, ""))
-    if not isinstance(expr, ast.Dict):
-        return
-    for key, value in zip(expr.keys, expr.values):
-        if _const_str(key) != "default" or not isinstance(value, ast.Dict):
+    return inside
+
+
+def _sqlite_url_default(expr: ast.expr, file: str, env: _Env) -> tuple[str | None, str] | None:
+    """A database URL's SQLite default: dj_database_url.config(default="sqlite:///..."), env.db(default=...).
+
+    (path or None when it is not SQLite, how it was found), or None when no URL is visible.
+    """
+    for node in ast.walk(expr):
+        url: str | None = None
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "://" in node.value:
+            url = node.value
+        elif isinstance(node, ast.JoinedStr) and node.values and _const_str(node.values[0]):
+            head = _const_str(node.values[0]) or ""
+            if head.startswith("sqlite:///"):
+                # f"sqlite:///{BASE_DIR / 'db.sqlite3'}": evaluate the rest as a path.
+                rest = ast.JoinedStr(values=node.values[1:])
+                tail = head[len("sqlite:///") :]
+                if len(node.values) == 1:
+                    path = posixpath.normpath(tail) if tail else None
+                else:
+                    path = None if tail else _path_of(rest, file, env)
+                return (None if path is None else path), " (the default database URL, unless the environment sets one)"
             continue
-        fields = {_const_str(k): v for k, v in zip(value.keys, value.values)}
-        engine = _const_str(fields.get("ENGINE"))
-        if not engine or "sqlite3" not in engine:
-            return
-        db = _path_of(fields.get("NAME"), file, env)
-        if db is not None and not db.startswith("/"):
-            notes.append(
-                f"the SQLite database {db} is inside the release, which the app can't write and each deploy "
-                f"replaces: point DATABASES NAME at a file under /srv/{name}/shared/ (e.g. /srv/{name}/shared/db.sqlite3)"
-            )
+        if url is None:
+            continue
+        if not url.startswith("sqlite:"):
+            return None, ""
+        path = url.split(":///", 1)[1] if ":///" in url else ""
+        # sqlite:////abs/path is absolute; sqlite:///rel is relative to the working directory: the release.
+        return (posixpath.normpath(path) if path else None), " (the default database URL, unless the environment sets one)"
+    return None
+
+
+def _django_media(env: _Env, where: str, name: str, notes: list[str]) -> str | None:
+    """MEDIA_ROOT relative to the app root when it is inside the release (uploads lost at each deploy)."""
+    if "MEDIA_ROOT" not in env:
+        return None
+    bind = env["MEDIA_ROOT"]
+    at = _where("MEDIA_ROOT", env, where)
+    path = _bind_path(bind, env)
+    if path is None:
+        if _literal("MEDIA_ROOT", env) != "":
+            notes.append(f"MEDIA_ROOT in {at} is computed: uploads must go to a folder outside the release")
+        return None
+    if not _inside(path):
+        return None
+    notes.append(
+        f"MEDIA_ROOT in {at} is {path}/, inside the release: uploads would be lost at each deploy (and the app can't "
+        f"write there); point it at /srv/{name}/shared/media"
+    )
+    return path
 
 
 def _django_health(files: Mapping[str, str], env: _Env, notes: list[str]) -> str:
@@ -843,32 +1299,139 @@ def _django_health(files: Mapping[str, str], env: _Env, notes: list[str]) -> str
     return "/"
 
 
-def wanted_files(files: Mapping[str, str]) -> list[str]:
+# Flask CLI commands that create (or reset) the app's data: a first_deploy hook,
+# never a release hook (the Flask tutorial's init-db drops its tables).
+DATA_COMMAND_RE = re.compile(
+    r"^(init|initiali[sz]e|create|setup|bootstrap|seed)[-_]?(the[-_]?)?(db|database|tables|schema|data)$|^seed$"
+)
+# click >= 8.2 drops these suffixes from a command named after its function; older click keeps them.
+CLICK_SUFFIXES = ("_command", "_cmd", "_group", "_grp")
+
+
+def _local_imports(path: str, tree: ast.Module, files: Mapping[str, str]) -> list[str]:
+    """Modules of the app's own packages that a module imports (anywhere, also inside create_app)."""
+    package = _module_name(path) if path.endswith("/__init__.py") else _module_name(path).rpartition(".")[0]
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split(".") if package else []
+                parts = parts[: len(parts) - (node.level - 1)] if node.level > 1 else parts
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            # `from . import db` names a submodule; `from .db import x` names an attribute.
+            out += [base] + [f"{base}.{a.name}" if base else a.name for a in node.names if a.name != "*"]
+        elif isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+    local = {PurePosixPath(f).parts[0] for f in files if f.endswith("/__init__.py")}
+    return [m for m in dict.fromkeys(out) if m and m.split(".", 1)[0] in local]
+
+
+def _flask_data_command(files: Mapping[str, str], found: _Found, notes: list[str]) -> str | None:
+    """`flask --app <module> init-db` when the app registers an init-db-style click command."""
+    tree = _parse(found.file, files[found.file], None)
+    paths = [found.file] + [p for m in (_local_imports(found.file, tree, files) if tree else []) if (p := _module_file(files, m))]
+    trees = [(p, t) for p in dict.fromkeys(paths) if (t := _parse(p, files[p], None)) is not None]
+    registered = set()  # names passed to app.cli.add_command(...)
+    for _, t in trees:
+        for node in ast.walk(t):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_command":
+                if node.args and (command := (_dotted(node.args[0]) or "").rsplit(".", 1)[-1]):
+                    registered.add(command)
+    for path, t in trees:
+        for fn in ast.walk(t):
+            if not isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for dec in fn.decorator_list:
+                call = dec if isinstance(dec, ast.Call) else None
+                func = _dotted(call.func if call else dec) or ""
+                on_app = func.endswith(".cli.command")  # @app.cli.command("init-db"): registered by definition
+                if not (on_app or func in ("click.command", "command")) or (not on_app and fn.name not in registered):
+                    continue
+                name = _const_str(call.args[0]) if call is not None and call.args else None
+                for kw in call.keywords if call is not None else ():
+                    if kw.arg == "name":
+                        name = _const_str(kw.value)
+                if name is None:
+                    if fn.name.endswith(CLICK_SUFFIXES) and DATA_COMMAND_RE.match(fn.name.rsplit("_", 1)[0]):
+                        notes.append(
+                            f"{path} line {dec.lineno}: the command `{fn.name}` looks like a data initialiser, but its "
+                            "name depends on click's version; give it one (@click.command(\"init-db\")) or set "
+                            "[hooks] first_deploy by hand"
+                        )
+                        return None
+                    name = fn.name.lower().replace("_", "-")
+                if DATA_COMMAND_RE.match(name):
+                    module, attr = found.module, found.attr
+                    if found.factory and _required_factory_args(files, found):
+                        notes.append(
+                            f"{path} line {dec.lineno}: `{name}` initialises data, but {attr}() takes required arguments: "
+                            f"set [hooks] first_deploy = \"flask --app '{module}:{attr}(...)' {name}\" by hand"
+                        )
+                        return None
+                    # `flask --app pkg` finds `app`/`application` and create_app()/make_app() itself.
+                    target = module if attr in ("app", "application", "create_app", "make_app") else f"{module}:{attr}"
+                    hook = f"flask --app {target} {name}"
+                    notes.append(
+                        f"first_deploy hook: `{hook}` ({path} line {dec.lineno}) runs once, before the first release "
+                        "takes traffic; as a release hook it would wipe the data on every deploy"
+                    )
+                    return hook
+    return None
+
+
+def _required_factory_args(files: Mapping[str, str], found: _Found) -> bool:
+    tree = _parse(found.file, files[found.file], None)
+    return any(
+        isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == found.attr and _required_args(n.args)
+        for n in (tree.body if tree else ())
+    )
+
+
+def wanted_files(
+    files: Mapping[str, str], settings: str | None = None, env_file: tuple[str, str] | None = None
+) -> list[str]:
     """Further files `scan` would read, given the ones read so far: a Django
-    project's settings modules (and what they star-import) and its URLconf."""
+    project's settings modules (the one production uses, see `scan`, and every
+    module it imports from, also in try/if blocks) and its URLconf; else the
+    app's own modules that the candidate modules import (where a Flask app
+    registers its CLI commands)."""
+    want: list[str] = []
     if "manage.py" not in files:
-        return []
-    module = django_settings_module(files["manage.py"])
+        for path in _candidate_modules(files):
+            tree = _parse(path, files[path], None)
+            for imported in _local_imports(path, tree, files) if tree is not None else ():
+                if _module_file(files, imported) is None:
+                    want += _module_paths(imported)
+        return [w for w in dict.fromkeys(want) if w not in files]
+    module = choose_settings(files, settings, env_file).module
     if module is None:
         return []
-    want: list[str] = []
-    settings = _module_file(files, module)
-    if settings is None:
+    settings_file = _module_file(files, module)
+    if settings_file is None:
         return list(_module_paths(module))
-    seen, todo = set(), [settings]
+    top = module.split(".", 1)[0]
+    package, _, last = module.rpartition(".")
+    if last in DEV_SETTINGS and package:
+        # Development settings chosen by default: look for the production module to name it.
+        want += [p for prod in PROD_SETTINGS for p in _module_paths(f"{package}.{prod}")]
+    seen, todo = set(), [settings_file]
     while todo:
         path = todo.pop()
         if path in seen or path not in files:
             continue
         seen.add(path)
         tree = _parse(path, files[path], None)
-        for other in _star_imports(path, tree) if tree is not None else ():
+        for other in _settings_imports(path, tree) if tree is not None else ():
+            if other.split(".", 1)[0] != top:
+                continue  # django.*, libraries: not the app's files
             found = _module_file(files, other)
             if found is None:
                 want += _module_paths(other)
             else:
                 todo.append(found)
-    urlconf = _literal("ROOT_URLCONF", _settings_env(files, settings))
+    urlconf = _literal("ROOT_URLCONF", _Settings(files, None, []).env(settings_file))
     if isinstance(urlconf, str) and _module_file(files, urlconf) is None:
         want += _module_paths(urlconf)
     return [w for w in dict.fromkeys(want) if w not in files]
@@ -948,12 +1511,27 @@ def _line(assignment: str, comment: str) -> str:
     return f"{assignment:<28} # {comment}" if comment else assignment
 
 
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, str):
+        return _toml_str(value)
+    raise TypeError(f"no TOML spelling for {value!r}")  # a model default init does not show
+
+
+def _model_default(model: type[BaseModel], key: str) -> str:
+    """`# key = <default>  # <help>`, both read from the config model, so the
+    comments init writes cannot drift from what Garrison really does."""
+    field = model.model_fields[key]
+    return _line(f"# {key} = {_toml_value(field.default)}", field.description or "")
 
 
 def render_toml(d: Detection) -> str:
     """The commented garrison.toml for a detection (raises DetectError without an entry)."""
     if d.entry is None:
-        raise DetectError(NOT_FOUND)
+        raise DetectError(not_found_message(d))
     lines = [
         "# garrison.toml, written by `garrison init`. Edit freely; `garrison init --force` rewrites it.",
         "# What was detected:",
@@ -989,19 +1567,23 @@ def render_toml(d: Detection) -> str:
     if d.worker_class:
         lines.append(_line(f"worker_class = {_toml_str(d.worker_class)}", "ASGI app: uvicorn workers (uvicorn-worker)"))
     else:
-        lines.append(_line('# worker_class = "gevent"', "sync | gthread | gevent | uvicorn"))
-    lines += [
-        _line('# workers = "auto"', "2 x CPU + 1, computed on the host"),
-        "# timeout = 30",
-        "",
-    ]
+        lines.append(_model_default(Gunicorn, "worker_class"))
+    lines += [*(_model_default(Gunicorn, key) for key in GUNICORN_SHOWN), ""]
+    if d.release_hook or d.first_deploy_hook:
+        lines.append("[hooks]")
     if d.release_hook:
         lines += [
-            "[hooks]",
-            "# Runs as the app user in each new release (its venv, shared/.env) before it takes traffic.",
+            "# Runs as the app user in EVERY new release (its venv, shared/.env) before it takes traffic:",
+            "# it must be idempotent.",
             f"release = {_toml_str(d.release_hook)}",
-            "",
         ]
+    if d.first_deploy_hook:
+        lines += [
+            "# Runs once per app, before its first release takes traffic; never again while its data exists.",
+            f"first_deploy = {_toml_str(d.first_deploy_hook)}",
+        ]
+    if d.release_hook or d.first_deploy_hook:
+        lines.append("")
     return "\n".join(lines)
 
 
@@ -1026,7 +1608,9 @@ def _read(path: Path) -> str:
         raise DetectError(f"{path}: cannot be read: {exc.strerror or exc}") from None
 
 
-def read_app_folder(root: Path) -> tuple[dict[str, str], set[str]]:
+def read_app_folder(
+    root: Path, settings: str | None = None, env_file: tuple[str, str] | None = None
+) -> tuple[dict[str, str], set[str]]:
     """Read the candidate files of an app folder, and list its folders.
 
     Returns (files, dirs) as `scan` expects them: files maps relative POSIX
@@ -1051,7 +1635,7 @@ def read_app_folder(root: Path) -> tuple[dict[str, str], set[str]]:
                 files[f"{d}/{name}"] = _read(root / d / name)
         dirs.update(f"{d}/{sub}" for sub in _subdirs(root / d))
     for _ in range(MAX_SETTINGS_DEPTH + 2):  # each round follows one more import
-        new = [w for w in wanted_files(files) if (root / w).is_file()]
+        new = [w for w in wanted_files(files, settings, env_file) if (root / w).is_file()]
         if not new:
             break
         for w in new:
@@ -1059,11 +1643,19 @@ def read_app_folder(root: Path) -> tuple[dict[str, str], set[str]]:
     return files, dirs
 
 
-def run_init(folder: Path, force: bool = False) -> tuple[Path, Detection]:
+def run_init(
+    folder: Path, force: bool = False, settings: str | None = None, env_file: Path | None = None
+) -> tuple[Path, Detection]:
     """Detect the app in `folder` and write folder/garrison.toml.
 
-    Raises ConfigError if garrison.toml exists and not `force`, DetectError if
-    no entry point is found (nothing is written then).
+    Django: `settings` names the settings module production uses (`garrison
+    init --settings`); `env_file` is a local copy of the env file the server
+    gets (`garrison env set`), whose DJANGO_SETTINGS_MODULE wins (the server's
+    own shared/.env can't be read from here).
+
+    Raises ConfigError if garrison.toml exists and not `force`, or the env
+    file can't be read; DetectError if no entry point is found (nothing is
+    written then).
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -1071,8 +1663,16 @@ def run_init(folder: Path, force: bool = False) -> tuple[Path, Detection]:
     target = folder / "garrison.toml"
     if target.exists() and not force:
         raise ConfigError("garrison.toml: already exists; pass --force to overwrite it")
-    files, dirs = read_app_folder(folder)
-    detection = scan(files, dirs, folder.resolve().name)
+    env: tuple[str, str] | None = None
+    if env_file is not None:
+        try:
+            env = (str(env_file), Path(env_file).read_text(encoding="utf-8", errors="replace"))
+        except OSError as exc:
+            raise ConfigError(f"{env_file}: cannot be read ({exc.strerror or exc}); give the env file the app gets on the server") from None
+    files, dirs = read_app_folder(folder, settings, env)
+    # What a release ships (.gitignore applied): a gitignored settings/local.py stays on this machine.
+    shipped = set(source.app_files(folder)) if "manage.py" in files else None
+    detection = scan(files, dirs, folder.resolve().name, settings=settings, env_file=env, shipped=shipped)
     text = render_toml(detection)  # raises DetectError when no entry was found
     # Write then rename: an interrupted init never leaves half a config behind.
     fd, tmp = tempfile.mkstemp(prefix=".garrison.toml.", dir=folder)

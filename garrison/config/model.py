@@ -203,10 +203,18 @@ class App(_Strict):
 class Hooks(_Strict):
     """Commands run as the app user in a new release, with its venv and environment."""
 
-    release: str = Field("", description="run before the new release takes traffic (migrations); failure aborts the deploy")
+    release: str = Field(
+        "",
+        description="run in every new release before it takes traffic (migrations); must be idempotent; failure aborts the deploy",
+    )
+    first_deploy: str = Field(
+        "",
+        description="run once per app, before its first release takes traffic, never again while the app's data exists "
+        "(creating the database: `flask init-db`); failure aborts the deploy",
+    )
     post_deploy: str = Field("", description="run after the new release took traffic; failure is reported")
 
-    @field_validator("release", "post_deploy", mode="before")
+    @field_validator("release", "first_deploy", "post_deploy", mode="before")
     @classmethod
     def _cmd(cls, v: Any) -> str:
         if not isinstance(v, str) or "\n" in v or "\0" in v:

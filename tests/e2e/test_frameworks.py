@@ -328,3 +328,111 @@ def test_django_disallowed_host_fails_the_deploy_with_400(tmp_path):
         assert "answered HTTP 400 instead of 2xx" in proc.stdout + proc.stderr
     finally:
         garrison("down", "--purge", cwd=app)
+
+
+# ---------------------------------------------------------------- Django settings package
+
+
+CMS_CSS = b"main { max-width: 40em; }\n"
+
+
+def test_django_settings_package_production_from_env_file(tmp_path):
+    """A CMS-template layout: settings/base.py, dev.py (manage.py's default) and
+    production.py, each ending in a guarded `from .local import *`. init reads
+    DJANGO_SETTINGS_MODULE from the env file the server gets, finds STATIC_URL and
+    STATIC_ROOT in base.py behind the star imports, and the deploy runs production's
+    settings once `garrison env set` put the same variable on the server."""
+    from garrison.initapp import run_init
+
+    django = pytest.importorskip("django")
+    app = tmp_path / "cmsite"
+    app.mkdir()
+    _django_admin("startproject", "mysite", ".", cwd=app)
+    subprocess.run((sys.executable, "manage.py", "startapp", "pages"), cwd=app, check=True, capture_output=True)
+    (app / "pages" / "views.py").write_text(
+        "from django.conf import settings\nfrom django.shortcuts import render\n\n\n"
+        "def index(request):\n"
+        "    return render(request, 'pages/index.html', {'debug': settings.DEBUG, 'flavour': settings.FLAVOUR})\n"
+    )
+    (app / "pages" / "templates" / "pages").mkdir(parents=True)
+    (app / "pages" / "templates" / "pages" / "index.html").write_text(
+        "{% load static %}<!doctype html><link rel=\"stylesheet\" href=\"{% static 'pages/cms.css' %}\">"
+        "<p>{{ flavour }} settings, debug {{ debug }}</p>\n"
+    )
+    (app / "pages" / "static" / "pages").mkdir(parents=True)
+    (app / "pages" / "static" / "pages" / "cms.css").write_bytes(CMS_CSS)
+    _edit(app / "mysite" / "urls.py", "from django.urls import path", "from django.urls import path\n\nfrom pages import views")
+    _edit(app / "mysite" / "urls.py", "urlpatterns = [", "urlpatterns = [\n    path('', views.index),")
+
+    # settings.py becomes the package the CMS template ships.
+    base = (app / "mysite" / "settings.py").read_text()
+    (app / "mysite" / "settings.py").unlink()
+    package = app / "mysite" / "settings"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    base = base.replace("Path(__file__).resolve().parent.parent", "Path(__file__).resolve().parent.parent.parent")
+    base = base.replace("INSTALLED_APPS = [", "INSTALLED_APPS = [\n    'pages',")
+    base = base.replace("'NAME': BASE_DIR / 'db.sqlite3'", "'NAME': '/srv/cmsite/shared/db.sqlite3'")
+    (package / "base.py").write_text(base + "\nSTATIC_ROOT = BASE_DIR / 'collected'\nFLAVOUR = 'base'\n")
+    guarded = "\ntry:\n    from .local import *\nexcept ImportError:\n    pass\n"
+    (package / "dev.py").write_text("from .base import *\n\nDEBUG = True\nFLAVOUR = 'dev'\n" + guarded)
+    (package / "production.py").write_text(
+        "from .base import *\n\nDEBUG = False\nALLOWED_HOSTS = ['cmsite.test']\nFLAVOUR = 'production'\n" + guarded
+    )
+    for module in (app / "manage.py", app / "mysite" / "wsgi.py"):
+        _edit(module, "'mysite.settings'" if "'mysite.settings'" in module.read_text() else '"mysite.settings"',
+              "'mysite.settings.dev'")
+    major = django.VERSION[0]
+    (app / "requirements.txt").write_text(f"django>={major}.0,<{major + 1}\n")
+    env_file = tmp_path / "production.env"
+    env_file.write_text("DJANGO_SETTINGS_MODULE=mysite.settings.production\n")
+
+    # What `garrison init --env-file production.env` does.
+    path, detection = run_init(app, env_file=env_file)
+    assert detection.settings_module == "mysite.settings.production"
+    cfg = tomllib.loads(path.read_text())
+    assert cfg["app"]["static"] == [{"url": "/static/", "path": "collected"}]
+    assert cfg["server"]["names"] == ["cmsite.test"]
+    assert detection.sqlite_paths == ()  # NAME points at shared/: nothing inside the release
+
+    garrison("down", "--purge", cwd=app)
+    try:
+        _run("env", "set", "DJANGO_SETTINGS_MODULE=mysite.settings.production", cwd=app, label="cms: env set")
+        _run("up", cwd=app, label="cms: up")
+        page = get("/", host="cmsite.test")
+        assert page.status == 200, page.text
+        assert "production settings, debug False" in page.text
+        href = re.search(r'href="([^"]+)"', page.text).group(1)
+        assert href == "/static/pages/cms.css"
+        _static_ok(href, "cmsite.test", CMS_CSS)
+    finally:
+        garrison("down", "--purge", cwd=app)
+
+
+# ---------------------------------------------------------------- ASGI app built by a call
+
+
+def test_litestar_app_built_by_a_call(tmp_path):
+    """`app = Litestar([...])`: init recognises the ASGI app and sets uvicorn workers itself."""
+    app = tmp_path / "litedemo"
+    app.mkdir()
+    (app / "main.py").write_text(
+        "from litestar import Litestar, MediaType, get\n\n\n"
+        "@get('/', media_type=MediaType.HTML)\n"
+        "async def index() -> str:\n"
+        "    return '<!doctype html><p>Litestar says %d</p>' % (6 * 7)\n\n\n"
+        "app = Litestar(route_handlers=[index])\n"
+    )
+    (app / "requirements.txt").write_text("litestar\n")
+
+    proc = _run("init", cwd=app, label="litestar: init")
+    assert "found Litestar app `app` in main.py" in proc.stdout
+    cfg = tomllib.loads((app / "garrison.toml").read_text())
+    assert cfg["app"]["entry"] == "main:app"
+    assert cfg["gunicorn"]["worker_class"] == "uvicorn"
+    _set_server_name(app, "litedemo.test")
+
+    with _deploy(app, "litestar"):
+        page = get("/", host="litedemo.test")
+        assert page.status == 200, page.text
+        assert "Litestar says 42" in page.text

@@ -109,10 +109,12 @@ def test_nothing_found_raises_detect_error(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("flask\n")
     with pytest.raises(DetectError) as exc:
         run_init(tmp_path)
-    message = str(exc.value)
-    assert message == NOT_FOUND
-    assert "\n" not in message
-    assert "create_app()" in message and 'entry = "module:callable"' in message
+    lines = str(exc.value).splitlines()
+    assert lines[0] == NOT_FOUND
+    # One line per key the user must write, each in TOML as it goes into garrison.toml.
+    assert lines[1].strip().startswith('[app] entry = "module:attr"') and "create_app()" in lines[1]
+    assert lines[2].strip().startswith('[gunicorn] worker_class = "uvicorn"') and "ASGI" in lines[2]
+    assert len(lines) == 3
     assert not (tmp_path / "garrison.toml").exists()
 
 
@@ -378,7 +380,7 @@ def test_django_startproject_layout() -> None:
     assert d.health_path == "/"
     assert d.worker_class is None
     assert d.requirements == "requirements.txt"
-    assert any(n.startswith("found Django project: settings mysite.settings (mysite/settings.py)") for n in d.notes)
+    assert any(n.startswith("found Django project: settings mysite.settings (mysite/settings.py, manage.py's default)") for n in d.notes)
     assert not any("ALLOWED_HOSTS" in n and "400" in n for n in d.notes)
 
 
@@ -533,7 +535,8 @@ def test_django_computed_allowed_hosts_note() -> None:
     settings = "import os\n" + _with("ALLOWED_HOSTS", "ALLOWED_HOSTS = os.environ.get('HOSTS', '').split(',')")
     d = scan(django_files(settings))
     assert d.server_names == ("localhost",)
-    assert any("ALLOWED_HOSTS in mysite/settings.py is computed" in n and "400" in n for n in d.notes)
+    # The file and line that init could not read.
+    assert any("ALLOWED_HOSTS in mysite/settings.py line 12 is computed" in n and "400" in n for n in d.notes)
 
 
 def test_django_allowed_hosts_extended_later_is_computed() -> None:
@@ -750,3 +753,493 @@ def test_websocket_without_ws_library_is_noted() -> None:
     assert any("websockets" in n for n in d.notes)
     for ok in ("fastapi\nwebsockets>=12\n", "uvicorn[standard]\nfastapi\n", "wsproto\n"):
         assert not any("websockets" in n for n in scan({"main.py": source, "requirements.txt": ok}).notes)
+
+
+# ---------------------------------------------------------------- comments follow the config model
+
+
+def _commented_settings(text: str, table: str) -> dict[str, tuple[object, str]]:
+    """`# key = value  # help` lines of one table: key -> (TOML value, help)."""
+    out: dict[str, tuple[object, str]] = {}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith("["):
+            current = line.strip("[]")
+        elif current == table and line.startswith("# ") and " = " in line:
+            setting, _, help_text = line[2:].partition(" # ")
+            key, _, value = setting.partition(" = ")
+            out[key.strip()] = (tomllib.loads(f"v = {value.strip()}")["v"], help_text.strip())
+    return out
+
+
+def test_gunicorn_comments_are_the_models_defaults_and_help() -> None:
+    from garrison.config.model import Gunicorn
+
+    shown = _commented_settings(render_toml(scan({"main.py": FLASK_APP})), "gunicorn")
+    assert set(shown) >= {"worker_class", "workers", "threads", "timeout"}
+    for key, (value, help_text) in shown.items():
+        field = Gunicorn.model_fields[key]
+        assert value == field.default, key
+        assert help_text == field.description, key
+
+
+def test_gunicorn_comments_state_the_measured_defaults() -> None:
+    # What docs/benchmarks.md measured and the model holds: gthread, one process per CPU, 8 threads.
+    text = render_toml(scan({"main.py": FLASK_APP}))
+    shown = _commented_settings(text, "gunicorn")
+    assert shown["worker_class"][0] == "gthread"
+    assert shown["workers"][1].startswith('worker processes, or "auto": one per CPU (at least 2)')
+    assert shown["threads"][0] == 8
+    assert 'worker_class = "gevent"' not in text
+    # Uncommented, the shown values are the defaults: the same config as leaving them out.
+    gunicorn = text.split("[gunicorn]", 1)[1]
+    uncommented = text.replace(gunicorn, gunicorn.replace("\n# ", "\n"))
+    from garrison.config import parse_config
+
+    plain = parse_config(tomllib.loads(text))
+    assert parse_config(tomllib.loads(uncommented)).gunicorn == plain.gunicorn
+
+
+def test_asgi_app_keeps_its_worker_class_active() -> None:
+    text = render_toml(scan({"main.py": "from fastapi import FastAPI\napp = FastAPI()\n"}))
+    assert tomllib.loads(text)["gunicorn"] == {"worker_class": "uvicorn"}
+    assert "worker_class" not in _commented_settings(text, "gunicorn")
+
+
+# ---------------------------------------------------------------- ASGI apps built by a call
+
+
+@pytest.mark.parametrize(
+    ("source", "framework"),
+    [
+        ("from litestar import Litestar, get\n@get('/')\nasync def i() -> str:\n    return 'x'\napp = Litestar([i])\n", "Litestar"),
+        ("import litestar\napp = litestar.Litestar(route_handlers=[])\n", "Litestar"),
+        ("from starlette.applications import Starlette\nfrom starlette.routing import Route\napp = Starlette(routes=[Route('/', h)])\n",
+         "Starlette"),
+        ("from fastapi import FastAPI\napp = FastAPI()\n", "FastAPI"),
+        ("from quart import Quart\napp = Quart(__name__)\n", "Quart"),
+        ("from sanic import Sanic\napp = Sanic('demo')\n", "Sanic"),
+        ("import falcon.asgi\napp = falcon.asgi.App()\n", "Falcon"),
+        ("from channels.routing import ProtocolTypeRouter\napp = ProtocolTypeRouter({})\n", "Channels"),
+    ],
+)
+def test_asgi_framework_calls(source: str, framework: str) -> None:
+    d = scan({"main.py": source})
+    assert (d.entry, d.framework, d.worker_class) == ("main:app", framework, "uvicorn")
+
+
+def test_django_asgi_application_without_manage_py() -> None:
+    source = "import os\nfrom django.core.asgi import get_asgi_application\napplication = get_asgi_application()\n"
+    d = scan({"asgi.py": source})
+    assert (d.entry, d.framework, d.worker_class) == ("asgi:application", "Django", "uvicorn")
+    wsgi = "from django.core.wsgi import get_wsgi_application\napplication = get_wsgi_application()\n"
+    assert scan({"wsgi.py": wsgi}).worker_class is None
+
+
+def test_falcon_wsgi_app_stays_wsgi() -> None:
+    d = scan({"app.py": "import falcon\napp = falcon.App()\n"})
+    assert d.entry == "app:app" and d.worker_class is None
+
+
+def test_app_built_by_a_method_call_on_a_framework_object() -> None:
+    source = "from starlette.applications import Starlette\napp = Starlette(routes=[]).build_middleware_stack()\n"
+    d = scan({"main.py": source})
+    assert (d.entry, d.worker_class) == ("main:app", "uvicorn")
+    assert any("`.build_middleware_stack()` on a Starlette object" in n for n in d.notes)
+
+
+def test_unlisted_asgi_framework_class_called_then_app() -> None:
+    # `app = SomeFramework([...]).app()`: the class comes from an ASGI package init has no entry for.
+    source = "from blacksheep.server import Server\nfrom .routes import ROUTES\napp = Server([ROUTES]).app()\n"
+    d = scan({"web/__init__.py": "", "web/main.py": source})
+    assert (d.entry, d.worker_class) == ("web.main:app", "uvicorn")
+
+
+def test_app_built_by_a_method_of_a_named_framework_object() -> None:
+    source = (
+        "from blacksheep.server import Server\nfrom .routes import ROUTES\n"
+        "api = Server([ROUTES])\napp = api.app()\n"
+    )
+    d = scan({"web/__init__.py": "", "web/main.py": source})
+    assert (d.entry, d.worker_class) == ("web.main:app", "uvicorn")
+    assert any("the result of `api.app()`" in n for n in d.notes)
+    # Without the method call, the object itself is the app.
+    assert scan({"main.py": "from blacksheep.server import Server\napi = Server([])\n"}).entry == "main:api"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from esmerald import Esmerald as App\nfrom lilya.apps import Lilya\napplication = Lilya(routes=[])\n",
+        "from xpresso import App\nweb = App(routes=[])\n",
+    ],
+)
+def test_unlisted_asgi_framework_app_objects(source: str) -> None:
+    d = scan({"main.py": source})
+    assert d.entry is not None and d.worker_class == "uvicorn"
+
+
+def test_other_objects_of_an_asgi_package_are_not_the_app() -> None:
+    # A router or a template engine defined before the app must not become the entry.
+    source = (
+        "from fastapi import APIRouter, FastAPI\nfrom starlette.templating import Jinja2Templates\n"
+        "router = APIRouter()\ntemplates = Jinja2Templates('t')\napp = FastAPI()\n"
+    )
+    assert scan({"main.py": source}).entry == "main:app"
+    assert scan({"main.py": "from fastapi import APIRouter\nrouter = APIRouter()\n"}).entry is None
+
+
+def test_method_call_on_a_wsgi_app_is_not_an_app() -> None:
+    assert scan({"main.py": "from flask import Flask\nclient = Flask(__name__).test_client()\n"}).entry is None
+
+
+def test_refusal_names_the_asgi_framework_it_saw(tmp_path: Path) -> None:
+    (tmp_path / "main.py").write_text("import somewhere\nfrom litestar import get\napp = somewhere.build(get)\n")
+    with pytest.raises(DetectError) as exc:
+        run_init(tmp_path)
+    lines = str(exc.value).splitlines()
+    assert 'worker_class = "uvicorn"' in lines[2] and "main.py imports litestar" in lines[2]
+    assert 'entry = "module:attr"' in lines[1]
+
+
+# ---------------------------------------------------------------- first_deploy: data initialisers
+
+NOTES_INIT = (
+    "import os\nfrom flask import Flask\n\n\n"
+    "def create_app(test_config=None):\n"
+    "    app = Flask(__name__, instance_relative_config=True)\n"
+    "    app.config.from_mapping(DATABASE=os.path.join(app.instance_path, 'notes.sqlite'))\n"
+    "    from . import db\n"
+    "    db.init_app(app)\n"
+    "    return app\n"
+)
+NOTES_DB = (
+    "import sqlite3\nimport click\nfrom flask import current_app, g\n\n\n"
+    "def init_db():\n"
+    "    db = sqlite3.connect(current_app.config['DATABASE'])\n"
+    "    db.executescript('DROP TABLE IF EXISTS note; CREATE TABLE note (body TEXT);')\n\n\n"
+    "@click.command('init-db')\n"
+    "def init_db_command():\n"
+    "    \"\"\"Drop the tables and create them again.\"\"\"\n"
+    "    init_db()\n\n\n"
+    "def init_app(app):\n"
+    "    app.cli.add_command(init_db_command)\n"
+)
+
+
+def test_flask_init_db_command_becomes_first_deploy_not_release() -> None:
+    d = scan({"notes/__init__.py": NOTES_INIT, "notes/db.py": NOTES_DB}, {"notes"})
+    assert d.entry == "notes:create_app()"
+    assert d.first_deploy_hook == "flask --app notes init-db"
+    assert d.release_hook is None
+    note = next(n for n in d.notes if n.startswith("first_deploy hook"))
+    assert "notes/db.py line 11" in note and "every deploy" in note
+    data = tomllib.loads(render_toml(d))
+    assert data["hooks"] == {"first_deploy": "flask --app notes init-db"}
+
+
+def test_first_deploy_written_by_init_loads(tmp_path: Path) -> None:
+    from garrison.config import load_config
+
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "__init__.py").write_text(NOTES_INIT)
+    (tmp_path / "notes" / "db.py").write_text(NOTES_DB)
+    (tmp_path / "requirements.txt").write_text("flask\n")
+    files, _ = read_app_folder(tmp_path)
+    assert "notes/db.py" in files  # imported by the factory: read for its CLI commands
+    path, _ = run_init(tmp_path)
+    cfg = load_config(path)
+    assert cfg.hooks.first_deploy == "flask --app notes init-db"
+    assert cfg.hooks.release == ""
+
+
+def test_unregistered_click_command_is_not_a_hook() -> None:
+    db = NOTES_DB.replace("    app.cli.add_command(init_db_command)\n", "    pass\n")
+    assert scan({"notes/__init__.py": NOTES_INIT, "notes/db.py": db}).first_deploy_hook is None
+
+
+@pytest.mark.parametrize(
+    ("decorated", "hook"),
+    [
+        ("@app.cli.command('create-tables')\ndef make():\n    pass\n", "flask --app app create-tables"),
+        ("@app.cli.command()\ndef init_db():\n    pass\n", "flask --app app init-db"),
+        ("@app.cli.command(name='seed')\ndef fill():\n    pass\n", "flask --app app seed"),
+        ("@app.cli.command('routes-report')\ndef report():\n    pass\n", None),
+    ],
+)
+def test_app_cli_commands(decorated: str, hook: str | None) -> None:
+    d = scan({"app.py": FLASK_APP + decorated})
+    assert d.first_deploy_hook == hook
+
+
+def test_app_object_not_named_app_is_spelled_out() -> None:
+    source = "from flask import Flask\nweb = Flask(__name__)\n@web.cli.command('init-db')\ndef i():\n    pass\n"
+    assert scan({"site.py": source, "app.py": source}).first_deploy_hook == "flask --app app:web init-db"
+
+
+def test_command_named_after_its_function_with_a_click_suffix_is_left_to_the_user() -> None:
+    # click < 8.2 calls it init-db-command, click >= 8.2 init-db: init can't know which the server gets.
+    db = NOTES_DB.replace("@click.command('init-db')", "@click.command()")
+    d = scan({"notes/__init__.py": NOTES_INIT, "notes/db.py": db})
+    assert d.first_deploy_hook is None
+    assert any("notes/db.py line 11" in n and "first_deploy" in n and "click's version" in n for n in d.notes)
+
+
+def test_factory_with_required_arguments_gets_no_guessed_hook() -> None:
+    init = NOTES_INIT.replace("def create_app(test_config=None)", "def create_app(env)")
+    d = scan({"notes/__init__.py": init, "notes/db.py": NOTES_DB})
+    assert d.first_deploy_hook is None
+    assert any("required arguments" in n and "first_deploy" in n for n in d.notes)
+
+
+# ---------------------------------------------------------------- Django: the settings production uses
+
+# A CMS project template's layout (written here for the test): a settings package whose
+# modules star-import base.py and end with a guarded `from .local import *`.
+CMS_BASE = """\
+import os
+
+PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE_DIR = os.path.dirname(PROJECT_DIR)
+
+INSTALLED_APPS = [
+    "home",
+    "search",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+]
+ROOT_URLCONF = "cms.urls"
+WSGI_APPLICATION = "cms.wsgi.application"
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": os.path.join(BASE_DIR, "db.sqlite3"),
+    }
+}
+
+STATICFILES_DIRS = [os.path.join(PROJECT_DIR, "static")]
+STATIC_ROOT = os.path.join(BASE_DIR, "static")
+STATIC_URL = "/static/"
+MEDIA_ROOT = os.path.join(BASE_DIR, "media")
+MEDIA_URL = "/media/"
+"""
+CMS_DEV = """\
+from .base import *
+
+DEBUG = True
+SECRET_KEY = "django-insecure-dev-only"
+ALLOWED_HOSTS = ["*"]
+
+try:
+    from .local import *
+except ImportError:
+    pass
+"""
+CMS_PRODUCTION = """\
+from .base import *
+
+DEBUG = False
+ALLOWED_HOSTS = ["cms.example.org"]
+
+try:
+    from .local import *
+except ImportError:
+    pass
+"""
+CMS_URLS = "from django.urls import include, path\nurlpatterns = [path('', include('home.urls'))]\n"
+
+
+def cms_files(**extra: str) -> dict[str, str]:
+    files = {
+        "manage.py": MANAGE.format(module="cms.settings.dev"),
+        "cms/__init__.py": "",
+        "cms/settings/__init__.py": "",
+        "cms/settings/base.py": CMS_BASE,
+        "cms/settings/dev.py": CMS_DEV,
+        "cms/settings/production.py": CMS_PRODUCTION,
+        "cms/urls.py": CMS_URLS,
+        "cms/wsgi.py": WSGI,
+        "requirements.txt": "django>=5.2\n",
+    }
+    files.update(extra)
+    return files
+
+
+PROD_ENV = (".env.production", "SECRET_KEY=abc\nDJANGO_SETTINGS_MODULE=cms.settings.production\n")
+
+
+def test_cms_settings_package_production_from_env_file() -> None:
+    d = scan(cms_files(), {"cms", "home"}, "cms", env_file=PROD_ENV)
+    assert d.settings_module == "cms.settings.production"
+    assert d.entry == "cms.wsgi:application"
+    # STATIC_URL and STATIC_ROOT are in base.py, behind the star import and the guarded local import.
+    assert d.static == (("/static/", "static"),)
+    assert d.release_hook is not None and "collectstatic" in d.release_hook
+    assert d.server_names == ("cms.example.org",)
+    # The database and the uploads are inside the release: structured for persistence, and warned about.
+    assert d.sqlite_paths == ("db.sqlite3",)
+    assert d.media_root == "media"
+    db_note = next(n for n in d.notes if "SQLite database db.sqlite3" in n)
+    assert "cms/settings/base.py line 16" in db_note and "/srv/cms/shared/" in db_note
+    assert any(n.startswith("MEDIA_ROOT in cms/settings/base.py line 26 is media/") for n in d.notes)
+    assert any("DJANGO_SETTINGS_MODULE in .env.production" in n for n in d.notes)
+    assert not any(n.startswith("DEBUG = True") for n in d.notes)  # that is dev.py's
+
+
+def test_cms_settings_default_to_managepy_and_say_they_look_like_dev() -> None:
+    d = scan(cms_files(), {"cms"}, "cms")
+    assert d.settings_module == "cms.settings.dev"
+    assert d.static == (("/static/", "static"),)  # base.py is reached from dev.py too
+    assert any(n.startswith("DEBUG = True in cms/settings/dev.py line 3") for n in d.notes)
+    advice = next(n for n in d.notes if "look like development settings" in n)
+    assert "`garrison init --settings cms.settings.production`" in advice
+    assert "garrison env set DJANGO_SETTINGS_MODULE" in advice
+
+
+def test_settings_argument_selects_the_module_and_asks_for_it_on_the_server() -> None:
+    d = scan(cms_files(), {"cms"}, "cms", settings="cms.settings.production")
+    assert d.settings_module == "cms.settings.production"
+    assert d.server_names == ("cms.example.org",)
+    assert any("`garrison env set DJANGO_SETTINGS_MODULE=cms.settings.production`" in n for n in d.notes)
+    assert not any("look like development settings" in n for n in d.notes)
+
+
+def test_env_file_wins_over_the_settings_argument() -> None:
+    d = scan(cms_files(), {"cms"}, "cms", settings="cms.settings.dev", env_file=PROD_ENV)
+    assert d.settings_module == "cms.settings.production"
+    assert any("--settings cms.settings.dev ignored" in n for n in d.notes)
+
+
+def test_env_file_without_the_variable_falls_back() -> None:
+    d = scan(cms_files(), {"cms"}, "cms", settings="cms.settings.production", env_file=(".env", "SECRET_KEY=x\n"))
+    assert d.settings_module == "cms.settings.production"
+
+
+def test_guarded_local_settings_override_when_present() -> None:
+    local = (
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.postgresql', 'NAME': 'cms'}}\n"
+        "STATIC_ROOT = '/var/www/cms/static'\n"
+    )
+    d = scan(cms_files(**{"cms/settings/local.py": local}), {"cms"}, "cms", env_file=PROD_ENV)
+    assert d.sqlite_paths == ()
+    assert d.static == ()
+    assert any("STATIC_ROOT in cms/settings/local.py line 2 is /var/www/cms/static, outside" in n for n in d.notes)
+
+
+def test_gitignored_local_settings_are_not_production_settings() -> None:
+    files = cms_files(**{"cms/settings/local.py": "STATIC_ROOT = '/elsewhere'\n"})
+    shipped = set(files) - {"cms/settings/local.py"}
+    d = scan(files, {"cms"}, "cms", env_file=PROD_ENV, shipped=shipped)
+    assert d.static == (("/static/", "static"),)
+    assert any("cms/settings/local.py is not deployed (.gitignore)" in n for n in d.notes)
+
+
+def test_absolute_star_import_and_later_assignment_wins() -> None:
+    production = "from cms.settings.base import *\nSTATIC_ROOT = BASE_DIR + '/collected'\nSTATIC_ROOT = os.path.join(BASE_DIR, 'public')\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", settings="cms.settings.production")
+    assert d.static == (("/static/", "public"),)
+
+
+def test_names_imported_from_a_sibling_module() -> None:
+    production = "from .base import BASE_DIR, INSTALLED_APPS\nimport os\nSTATIC_URL = 'assets/'\n" \
+                 "STATIC_ROOT = os.path.join(BASE_DIR, 'assets')\nALLOWED_HOSTS = ['a.example']\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", settings="cms.settings.production")
+    assert d.static == (("/assets/", "assets"),)
+
+
+def test_conditional_setting_names_its_file_and_line() -> None:
+    production = CMS_PRODUCTION + "if os.environ.get('S3'):\n    STATIC_ROOT = None\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", env_file=PROD_ENV)
+    assert d.static == ()
+    assert any("STATIC_ROOT in cms/settings/production.py line 11 is computed" in n for n in d.notes)
+
+
+def test_unreadable_star_import_is_named() -> None:
+    production = "from .common import *\nDEBUG = False\n"
+    d = scan(cms_files(**{"cms/settings/production.py": production}), {"cms"}, "cms", env_file=PROD_ENV)
+    assert any("cms/settings/production.py line 1: `from .common import *`" in n for n in d.notes)
+
+
+@pytest.mark.parametrize(
+    ("databases", "paths"),
+    [
+        ("DATABASES = {'default': dj_database_url.config(default=f'sqlite:///{BASE_DIR / \"data.db\"}')}", ("data.db",)),
+        ("DATABASES = {'default': env.db('DATABASE_URL', default='sqlite:///db.sqlite3')}", ("db.sqlite3",)),
+        ("DATABASES = {'default': env.db('DATABASE_URL', default='sqlite:////srv/x/shared/db.sqlite3')}", ()),
+        ("DATABASES = {'default': env.db('DATABASE_URL', default='postgres:///cms')}", ()),
+        ("DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': 'db.sqlite3'},"
+         " 'cache': {'ENGINE': 'django.db.backends.sqlite3', 'NAME': BASE_DIR / 'cache.db'}}", ("db.sqlite3", "cache.db")),
+    ],
+)
+def test_sqlite_databases_inside_the_release(databases: str, paths: tuple[str, ...]) -> None:
+    settings = "import dj_database_url\nimport environ\nenv = environ.Env()\n" + _with("DATABASES", databases)
+    assert scan(django_files(settings)).sqlite_paths == paths
+
+
+def test_computed_databases_names_file_and_line() -> None:
+    settings = "import os\n" + _with("DATABASES", "DATABASES = load_databases(os.environ)")
+    d = scan(django_files(settings))
+    assert d.sqlite_paths == ()
+    assert any("DATABASES in mysite/settings.py line 12 is computed" in n for n in d.notes)
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("DJANGO_SETTINGS_MODULE=a.b\n", "a.b"),
+        ('export DJANGO_SETTINGS_MODULE="a.prod"  # prod\n', "a.prod"),
+        ("DJANGO_SETTINGS_MODULE='a.c'\nDJANGO_SETTINGS_MODULE=a.d # later wins\n", "a.d"),
+        ("# DJANGO_SETTINGS_MODULE=a.b\nOTHER=1\n", None),
+    ],
+)
+def test_env_file_value(text: str, value: str | None) -> None:
+    from garrison.initapp import env_file_value
+
+    assert env_file_value(text, "DJANGO_SETTINGS_MODULE") == value
+
+
+def test_wanted_files_follow_guarded_imports_of_the_chosen_settings() -> None:
+    from garrison.initapp import wanted_files
+
+    files = {"manage.py": MANAGE.format(module="cms.settings.dev"), "cms/settings/production.py": CMS_PRODUCTION}
+    want = wanted_files(files, settings="cms.settings.production")
+    assert want == ["cms/settings/base.py", "cms/settings/base/__init__.py",
+                    "cms/settings/local.py", "cms/settings/local/__init__.py"]
+
+
+def test_read_app_folder_finds_the_production_module_beside_default_dev_settings(tmp_path: Path) -> None:
+    for path, text in cms_files().items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    files, dirs = read_app_folder(tmp_path)
+    assert "cms/settings/production.py" in files
+    advice = next(n for n in scan(files, dirs).notes if "look like development settings" in n)
+    assert "--settings cms.settings.production" in advice
+
+
+def test_run_init_reads_production_settings_from_the_env_file(tmp_path: Path) -> None:
+    from garrison.config import load_config
+
+    for path, text in cms_files(**{"home/__init__.py": ""}).items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    (tmp_path / "cms" / "settings" / "local.py").write_text("ALLOWED_HOSTS = ['dev.local']\n")
+    (tmp_path / ".gitignore").write_text("cms/settings/local.py\n")
+    env = tmp_path / "prod.env"
+    env.write_text(PROD_ENV[1])
+    path, d = run_init(tmp_path, env_file=env)
+    assert d.settings_module == "cms.settings.production"
+    assert d.server_names == ("cms.example.org",)  # local.py is gitignored: not what production runs
+    cfg = load_config(path)
+    assert [(s.url, s.path) for s in cfg.app.static] == [("/static/", "static")]
+    assert cfg.server.names == ("cms.example.org",)
+
+
+def test_run_init_with_a_missing_env_file_says_so_in_one_line(tmp_path: Path) -> None:
+    _django_folder(tmp_path)
+    with pytest.raises(ConfigError) as exc:
+        run_init(tmp_path / "djsite", env_file=tmp_path / "nope.env")
+    assert str(exc.value).startswith(f"{tmp_path / 'nope.env'}: cannot be read")
+    assert "\n" not in str(exc.value)
