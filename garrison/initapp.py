@@ -1185,10 +1185,10 @@ def _django_sqlite(env: _Env, where: str, name: str, notes: list[str]) -> tuple[
         db, how = url
         return _sqlite_in_release([db] if db is not None else [], at, name, notes, how)
     found: list[str] = []
-    for key, value in zip(bind.expr.keys, bind.expr.values):
+    for key, value in zip(bind.expr.keys, bind.expr.values, strict=True):
         alias = _const_str(key) or "?"
         if isinstance(value, ast.Dict):
-            fields = {_const_str(k): v for k, v in zip(value.keys, value.values)}
+            fields = {_const_str(k): v for k, v in zip(value.keys, value.values, strict=True)}
             engine = _const_str(fields.get("ENGINE"))
             if engine is None:
                 notes.append(f"DATABASES[{alias!r}] ENGINE in {at} is computed: check it is not SQLite inside the release")

@@ -939,7 +939,7 @@ def test_flask_init_db_command_becomes_first_deploy_not_release() -> None:
 
 
 def test_first_deploy_written_by_init_loads(tmp_path: Path) -> None:
-    from garrison.config import load_config
+    from garrison.project import load_config
 
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "__init__.py").write_text(NOTES_INIT)
@@ -1220,7 +1220,7 @@ def test_read_app_folder_finds_the_production_module_beside_default_dev_settings
 
 
 def test_run_init_reads_production_settings_from_the_env_file(tmp_path: Path) -> None:
-    from garrison.config import load_config
+    from garrison.project import load_config
 
     for path, text in cms_files(**{"home/__init__.py": ""}).items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

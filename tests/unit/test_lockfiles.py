@@ -177,7 +177,10 @@ def test_uv_git_dependency_is_a_direct_reference() -> None:
     lock = UV_LOCK.replace(
         '    { name = "flask" },\n    { name = "uvicorn"',
         '    { name = "flask" },\n    { name = "tinylib" },\n    { name = "uvicorn"',
-    ).replace("[package.metadata]\nrequires-dist = [\n", '[package.metadata]\nrequires-dist = [\n    { name = "tinylib", git = "https://example.org/tinylib" },\n')
+    ).replace(
+        "[package.metadata]\nrequires-dist = [\n",
+        '[package.metadata]\nrequires-dist = [\n    { name = "tinylib", git = "https://example.org/tinylib" },\n',
+    )
     lock += '\n[[package]]\nname = "tinylib"\nversion = "0.2.0"\nsource = { git = "https://example.org/tinylib?rev=main#0123abc" }\n'
     pyproject = UV_PYPROJECT.replace('    "flask>=3.1",\n', '    "flask>=3.1",\n    "tinylib",\n')
     plan = plan_uv_lock(lock, pyproject)
