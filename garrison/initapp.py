@@ -91,6 +91,13 @@ MAX_NAME = 32
 DEFAULT_SERVER_NAMES = ("localhost",)
 
 DJANGO_RELEASE_HOOK = "python manage.py collectstatic --noinput && python manage.py migrate --noinput"
+# With no STATIC_ROOT in the settings (a fresh startproject), collectstatic gets one for its own
+# run only: the folder nginx serves, in the release (settings are lazy until first read).
+DJANGO_COLLECT_INTO = (
+    "python manage.py shell -c \"import os; from django.conf import settings; settings.STATIC_ROOT = os.path.abspath('{path}'); "
+    "from django.core.management import call_command; call_command('collectstatic', interactive=False, verbosity=0)\""
+    " && python manage.py migrate --noinput"
+)
 DJANGO_MIGRATE_HOOK = "python manage.py migrate --noinput"
 SETTINGS_VAR = "DJANGO_SETTINGS_MODULE"
 
@@ -172,6 +179,8 @@ class Detection:
     settings_module: str | None = None
     sqlite_paths: tuple[str, ...] = ()
     media_root: str | None = None
+    persist: tuple[str, ...] = ()  # what the app writes, kept across releases ([app] persist)
+    new_requirements: str | None = None  # requirements.txt that init writes (a startproject has none)
 
 
 @dataclass(frozen=True)
@@ -250,14 +259,25 @@ def scan(
             first_deploy = _flask_data_command(files, found, notes)
 
     requirements = _requirements(files, pyproject, notes)
+    new_requirements = None
     if django is not None and requirements is None:
-        notes.append("a Django project needs at least `django` in requirements.txt: the host's venv is built from it")
+        version = _generated_by_django(files)
+        if version:
+            # A fresh startproject has no requirements at all; the version that generated it is
+            # the one it was written for. init writes this file (and says so), nothing else.
+            new_requirements, requirements = f"django=={version}\n", "requirements.txt"
+            notes.append(f"requirements.txt written: django=={version}, the version that generated the project")
+        else:
+            notes.append("a Django project needs at least `django` in requirements.txt: the host's venv is built from it")
     if django is None and found is not None and found.websocket and worker_class == "uvicorn":
         _websocket_note(files, requirements, notes)
     if isinstance(pyproject.get("tool"), dict) and "garrison" in pyproject["tool"]:
         notes.append("pyproject.toml also has [tool.garrison]; garrison.toml takes precedence over it")
 
+    persist = _persist(files, framework, django, notes)
     return Detection(
+        persist=persist,
+        new_requirements=new_requirements,
         name=name,
         entry=entry,
         static=static,
@@ -274,6 +294,26 @@ def scan(
         sqlite_paths=django.sqlite_paths if django else (),
         media_root=django.media_root if django else None,
     )
+
+
+_INSTANCE_USE = re.compile(r"\binstance_path\b|instance_relative_config\s*=\s*True")
+
+
+def _persist(files: Mapping[str, str], framework: str | None, django: Any, notes: list[str]) -> tuple[str, ...]:
+    """What the app writes and must keep across releases: Flask's instance folder (where
+    flaskr keeps its SQLite file), Django's SQLite files and MEDIA_ROOT inside the app."""
+    found: list[str] = []
+    if framework == "Flask" and any(_INSTANCE_USE.search(text) for path, text in files.items() if path.endswith(".py")):
+        # Not installed as a package, Flask's instance folder is "instance" beside the app's module.
+        found.append("instance")
+        notes.append('Flask instance folder: kept across releases ([app] persist = ["instance"])')
+    if django is not None:
+        found += [*django.sqlite_paths, *([django.media_root] if django.media_root else [])]
+        if django.sqlite_paths or django.media_root:
+            notes.append(f"Django data kept across releases: [app] persist = [{', '.join(_toml_str(p) for p in found)}]")
+    # Nested paths collapse into their folder (persist paths must not nest).
+    kept = [p for p in dict.fromkeys(found) if not any(p != q and p.startswith(q + "/") for q in found)]
+    return tuple(kept)
 
 
 def _asgi_imports(files: Mapping[str, str]) -> Iterable[str]:
@@ -1070,6 +1110,8 @@ def _scan_django(
     if staticfiles:
         static = _django_static(env, where, notes)
         hook = DJANGO_RELEASE_HOOK
+        if static and "STATIC_ROOT" not in env:
+            hook = DJANGO_COLLECT_INTO.format(path=static[0][1])
     else:
         notes.append("django.contrib.staticfiles is not in INSTALLED_APPS: no collectstatic, no static folder")
         hook = DJANGO_MIGRATE_HOOK
@@ -1106,8 +1148,8 @@ def _django_static(env: _Env, where: str, notes: list[str]) -> tuple[tuple[str, 
         if base is not None and (base == "." or _inside(base)):
             path = posixpath.normpath(posixpath.join(base, "staticfiles"))
         notes.append(
-            f'STATIC_ROOT is not set in {where}: collectstatic needs it; add STATIC_ROOT = BASE_DIR / "staticfiles" '
-            f"there (garrison.toml already serves {path}/ at {url})"
+            f"STATIC_ROOT is not set in {where}: the release hook gives collectstatic {path}/ for its run, "
+            f'and nginx serves that at {url} (or set STATIC_ROOT = BASE_DIR / "staticfiles" there)'
         )
         return ((url, path),)
     bind = env["STATIC_ROOT"]
@@ -1216,8 +1258,8 @@ def _sqlite_in_release(paths: list[str], at: str, name: str, notes: list[str], h
     inside = tuple(dict.fromkeys(p for p in paths if _inside(p)))
     for db in inside:
         notes.append(
-            f"the SQLite database {db} ({at}{how}) is inside the release, which the app can't write and each deploy "
-            f"replaces: point it at a file under /srv/{name}/shared/ (e.g. /srv/{name}/shared/db.sqlite3)"
+            f"the SQLite database {db} ({at}{how}) is in the app's folder: kept across releases in /srv/{name}/shared/ "
+            f"([app] persist), so the app can write it and no deploy replaces it"
         )
     return inside
 
@@ -1267,8 +1309,8 @@ def _django_media(env: _Env, where: str, name: str, notes: list[str]) -> str | N
     if not _inside(path):
         return None
     notes.append(
-        f"MEDIA_ROOT in {at} is {path}/, inside the release: uploads would be lost at each deploy (and the app can't "
-        f"write there); point it at /srv/{name}/shared/media"
+        f"MEDIA_ROOT in {at} is {path}/, in the app's folder: uploads are kept across releases in "
+        f"/srv/{name}/shared/{path} ([app] persist)"
     )
     return path
 
@@ -1452,6 +1494,18 @@ def _project_table(pyproject: Mapping[str, Any]) -> Mapping[str, Any]:
     return project if isinstance(project, dict) else {}
 
 
+_GENERATED_BY = re.compile(r"Generated by 'django-admin startproject' using Django (\d+\.\d+(?:\.\d+)?)")
+
+
+def _generated_by_django(files: Mapping[str, str]) -> str | None:
+    for path, text in files.items():
+        if path.endswith("settings.py") or "/settings/" in path:
+            m = _GENERATED_BY.search(text[:2000])
+            if m:
+                return m.group(1)
+    return None
+
+
 def _requirements(files: Mapping[str, str], pyproject: Mapping[str, Any], notes: list[str]) -> str | None:
     if "requirements.txt" in files:
         notes.append("dependencies: requirements.txt")
@@ -1545,6 +1599,9 @@ def render_toml(d: Detection) -> str:
         _line(f"requirements = {_toml_str(d.requirements or '')}", 'or "pyproject.toml", or "" for none'),
         _line(f"health_path = {_toml_str(d.health_path)}", "path that must answer 2xx once deployed"),
     ]
+    if d.persist:
+        shown = ", ".join(_toml_str(p) for p in d.persist)
+        lines.append(_line(f"persist = [{shown}]", "data the app writes: kept in shared/, linked from each release"))
     for i, (url, path) in enumerate(d.static):
         lines += [
             "",
@@ -1674,6 +1731,8 @@ def run_init(
     shipped = set(source.app_files(folder)) if "manage.py" in files else None
     detection = scan(files, dirs, folder.resolve().name, settings=settings, env_file=env, shipped=shipped)
     text = render_toml(detection)  # raises DetectError when no entry was found
+    if detection.new_requirements and not (folder / "requirements.txt").exists():
+        (folder / "requirements.txt").write_text(detection.new_requirements, encoding="utf-8")
     # Write then rename: an interrupted init never leaves half a config behind.
     fd, tmp = tempfile.mkstemp(prefix=".garrison.toml.", dir=folder)
     try:

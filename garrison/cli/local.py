@@ -112,12 +112,18 @@ def _project(config_path: Path | None, sample_if_missing: bool = False) -> Proje
 @main.command()
 @click.argument("folder", type=click.Path(path_type=Path, file_okay=False), default=".")
 @click.option("--force", is_flag=True, help="Overwrite an existing garrison.toml.")
+@click.option("--settings", metavar="MODULE", default=None,
+              help="Django: the settings module production uses, e.g. mysite.settings.production "
+                   "(DJANGO_SETTINGS_MODULE in --env-file wins).")
+@click.option("--env-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="The env file the app gets on the server (e.g. /srv/APP/shared/.env on this machine); "
+                   "its DJANGO_SETTINGS_MODULE picks the settings init reads.")
 @boundary
-def init(folder: Path, force: bool) -> None:
+def init(folder: Path, force: bool, settings: str | None, env_file: Path | None) -> None:
     """Detect the app in FOLDER and write a commented garrison.toml."""
     from garrison.initapp import run_init
 
-    path, det = run_init(folder, force=force)
+    path, det = run_init(folder, force=force, settings=settings, env_file=env_file)
     for note in det.notes:
         out.print(f"  {escape(note)}")
     out.print(f"wrote {escape(str(path))}: review it, then run `garrison up`")

@@ -1243,3 +1243,42 @@ def test_run_init_with_a_missing_env_file_says_so_in_one_line(tmp_path: Path) ->
         run_init(tmp_path / "djsite", env_file=tmp_path / "nope.env")
     assert str(exc.value).startswith(f"{tmp_path / 'nope.env'}: cannot be read")
     assert "\n" not in str(exc.value)
+
+
+# -- the app's data, and a startproject that deploys with no edit (issue 13) ---------------------
+
+
+def test_flask_instance_folder_is_persisted() -> None:
+    factory = (
+        "import os\nfrom flask import Flask\n\n"
+        "def create_app():\n"
+        "    app = Flask(__name__, instance_relative_config=True)\n"
+        "    app.config.from_mapping(DATABASE=os.path.join(app.instance_path, 'db.sqlite'))\n"
+        "    return app\n"
+    )
+    d = scan({"blog/__init__.py": factory}, {"blog"})
+    assert d.persist == ("instance",)
+    assert 'persist = ["instance"]' in render_toml(d)
+    plain = scan({"main.py": "from flask import Flask\napp = Flask(__name__)\n"})
+    assert plain.persist == () and "persist" not in render_toml(plain).split("[server]")[0]
+
+
+def test_startproject_deploys_with_no_edit(tmp_path: Path) -> None:
+    django = pytest.importorskip("django")
+    from django.core.management import call_command
+
+    call_command("startproject", "mysite", str(tmp_path))
+    path, det = run_init(tmp_path)
+    cfg = tomllib.loads(path.read_text())
+    version = django.get_version()
+    assert (tmp_path / "requirements.txt").read_text() == f"django=={version}\n"
+    assert cfg["app"]["requirements"] == "requirements.txt"
+    assert cfg["app"]["persist"] == ["db.sqlite3"]  # BASE_DIR / "db.sqlite3"
+    hook = cfg["hooks"]["release"]
+    # No STATIC_ROOT in a fresh project: collectstatic gets the folder nginx serves, for its run only.
+    static = cfg["app"]["static"][0]["path"]
+    assert f"settings.STATIC_ROOT = os.path.abspath('{static}')" in hook and "migrate --noinput" in hook
+    # A second init keeps the user's requirements.txt.
+    (tmp_path / "requirements.txt").write_text("django>=5\n")
+    run_init(tmp_path, force=True)
+    assert (tmp_path / "requirements.txt").read_text() == "django>=5\n"
