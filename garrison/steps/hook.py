@@ -9,6 +9,7 @@ secrets reach them through garrison-exec, never through an argv.
 
 from __future__ import annotations
 
+import json
 import posixpath
 
 from garrison import commands as C
@@ -69,6 +70,42 @@ class ReleaseHook:
         except DeployError as exc:
             raise DeployError(f"{exc}; {kept_note(ctx)}") from None
         return f"`{command}` succeeded"
+
+
+def first_deploy_marker(ctx: Context) -> str:
+    # In shared/, beside the data it made: `down --purge` removes both, and then it runs again.
+    return posixpath.join(ctx.L.shared, ".garrison-first-deploy")
+
+
+class FirstDeployHook:
+    """`hooks.first_deploy` (flask init-db): once per app, before its first release takes
+    traffic; never again while the app's data (shared/) exists."""
+
+    name = "first_deploy"
+
+    def what(self, ctx: Context) -> str:
+        return "first-deploy hook (once per app)"
+
+    def decide(self, ctx: Context) -> Decision:
+        command = ctx.cfg.hooks.first_deploy
+        if not command:
+            return skip(self.name, "no hooks.first_deploy")
+        if ctx.host.exists(first_deploy_marker(ctx)):
+            return skip(self.name, f"ran once already ({first_deploy_marker(ctx)})")
+        return change(self.name, f"run `{command}` once, in {ctx.rid}")
+
+    def apply(self, ctx: Context, decision: Decision) -> str:
+        command = ctx.cfg.hooks.first_deploy
+        assert command and ctx.rid
+        decide_slot(ctx)
+        slot = ctx.cutover.new if ctx.cutover else (ctx.live or "blue")
+        try:
+            run_hook(ctx, "first_deploy", command, ctx.rid, slot)
+        except DeployError as exc:
+            raise DeployError(f"{exc}; {kept_note(ctx)}") from None
+        record = {"command": command, "release": ctx.rid, "at": ctx.clock.now().isoformat(timespec="seconds")}
+        ctx.host.write_file(first_deploy_marker(ctx), (json.dumps(record) + "\n").encode(), mode=0o600)
+        return f"`{command}` succeeded; it will not run again while {ctx.L.shared} exists"
 
 
 class PostDeployHook:

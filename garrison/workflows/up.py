@@ -25,7 +25,7 @@ from garrison.steps.config_files import ConfigFiles
 from garrison.steps.drain import Drain
 from garrison.steps.firewall import Firewall
 from garrison.steps.health import Health
-from garrison.steps.hook import PostDeployHook, ReleaseHook
+from garrison.steps.hook import FirstDeployHook, PostDeployHook, ReleaseHook
 from garrison.steps.persist import Persist
 from garrison.steps.prune import Prune
 from garrison.steps.release import Release, Target
@@ -47,7 +47,7 @@ def serving_steps(kept_release: bool) -> list[Step]:
     """Everything under the deploy lock; a rollback or restart runs a kept release."""
     return [
         *([Target()] if kept_release else [Release(), Venv()]),
-        Persist(), ConfigFiles(), Supervisor(), ReleaseHook(), Slot(), Upstream(), Drain(), PostDeployHook(),
+        Persist(), ConfigFiles(), Supervisor(), ReleaseHook(), FirstDeployHook(), Slot(), Upstream(), Drain(), PostDeployHook(),
         Tls(), CatchAll(), Site(), Firewall(), Health(), Prune(),
     ]
 

@@ -375,3 +375,25 @@ def test_persist_paths_are_checked_in_the_config():
                      (["media", "media/x"], "do not nest"), (["."], "inside the app")):
         with pytest.raises(ConfigError, match=why):
             parse_config({"app": {"name": "a", "entry": "m:app", "persist": bad}}, "garrison.toml")
+
+
+def test_first_deploy_runs_once_then_never_while_the_data_exists(tmp_path):
+    from garrison.steps.hook import FirstDeployHook, first_deploy_marker
+
+    host = FakeHost()
+    config = {"app": {"name": "shop", "entry": "m:app"}, "hooks": {"first_deploy": "flask --app shop init-db"}}
+    ctx = scene_with_live_blue(tmp_path, host)
+    ctx.project = Project(config=parse_config(config), source=tmp_path / "garrison.toml", root=tmp_path)
+    ctx.state = {"current": "r1", "slots": {"blue": {"release": "r1", "fingerprint": "old"}}}
+    d = FirstDeployHook().decide(ctx)
+    assert d.action == "change"
+    host.expect(("/usr/bin/python3", "/opt/garrison/bin/garrison-exec", "/srv/shop/shared/.env", "shop", "--",
+                 "/usr/bin/env", "-C", "/srv/shop/releases/r2", ...))
+    FirstDeployHook().apply(ctx, d)
+    call = host.calls[-1].argv
+    assert call[-3:] == ("/bin/sh", "-c", "flask --app shop init-db") and "GARRISON_SLOT=green" in call
+    assert not any("SECRET" in a for a in call)  # the env file's values never reach the argv
+    marker = json.loads(host.read_file(first_deploy_marker(ctx)) or b"{}")
+    assert marker["release"] == "r2"
+    assert FirstDeployHook().decide(ctx).action == "skip"
+    host.assert_done()
