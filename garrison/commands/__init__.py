@@ -207,3 +207,15 @@ def copy_preserving(src: str, dest: str) -> tuple[str, ...]:
 
 def chown_tree(user: str, path: str) -> tuple[str, ...]:
     return ("chown", "-R", "--no-dereference", f"{user}:{user}", path)
+
+
+def pip_freeze(venv: str, uv: str | None) -> tuple[str, ...]:
+    """name==version lines of what a venv holds."""
+    if uv:
+        return (uv, "pip", "freeze", "--python", f"{venv}/bin/python")
+    return (f"{venv}/bin/pip", "freeze", "--disable-pip-version-check")
+
+
+def uv_compile(uv: str, python: str, source_file: str, extra: Iterable[str]) -> tuple[str, ...]:
+    """What a requirements file (or pyproject.toml) alone resolves to, pinned, on stdout."""
+    return (uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python", python, *extra, source_file)

@@ -93,6 +93,7 @@ class Context:
     rollback: bool = False
     restart: str | None = None  # a restart of the current release, and why
     changed_files: dict[str, bool] = field(default_factory=dict)
+    lock: tuple[Any, ...] | None = None  # (the app's LockPlan or None,), read once
 
     @property
     def cfg(self) -> Config:
