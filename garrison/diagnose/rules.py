@@ -853,6 +853,35 @@ def check_env_file(facts: F.DoctorFacts) -> Finding:
     return _f("env_file", "app", "ok", rec.ls())
 
 
+def _interface_mismatch(facts: F.DoctorFacts, rel: F.ReleaseFacts) -> Finding | None:
+    """An ASGI app under WSGI workers answers 500 to everything (and the reverse): say which."""
+    out = rel.import_check
+    if out is None or not out.ok or facts.config.app.server != "gunicorn":
+        return None
+    words = (out.stdout or "").split()
+    kind = words[-1] if len(words) >= 2 and words[-2] == "ok" else None
+    worker = _worker_class(facts)
+    asgi_worker = "uvicorn" in worker.lower()  # "uvicorn" in garrison.toml, uvicorn_worker.UvicornWorker in gunicorn's
+    entry = facts.config.app.entry
+    if kind == "asgi" and not asgi_worker:
+        return _f("app_interface", "app", "fail",
+                  f"{entry} is an ASGI app (an async callable), but gunicorn runs WSGI workers (worker_class = \"{worker}\")",
+                  f'set worker_class = "uvicorn" in [gunicorn] of garrison.toml, then run `{UP}`')
+    if kind == "wsgi" and asgi_worker:
+        return _f("app_interface", "app", "fail",
+                  f'{entry} is a WSGI app, but worker_class = "uvicorn" runs ASGI apps',
+                  f'set worker_class = "gthread" in [gunicorn] of garrison.toml (or remove it), then run `{UP}`')
+    return None
+
+
+def check_app_interface(facts: F.DoctorFacts) -> Finding:
+    rel = facts.live or facts.failed
+    if rel is None or rel.import_check is None or not rel.import_check.ok:
+        return _f("app_interface", "app", "unknown", "the app was not imported: its interface (WSGI or ASGI) is unknown")
+    return _interface_mismatch(facts, rel) or _f(
+        "app_interface", "app", "ok", f"{facts.config.app.entry} speaks what worker_class = \"{_worker_class(facts)}\" expects")
+
+
 def check_failed_release(facts: F.DoctorFacts) -> Finding:
     """A release newer than every recorded one never went live: the last deploy failed. Why?"""
     if facts.releases is None:
@@ -865,6 +894,7 @@ def check_failed_release(facts: F.DoctorFacts) -> Finding:
         _python_blocked(facts, rel),
         _gevent_failure(facts, rel) if _worker_class(facts) == "gevent" else None,
         _import_failure(facts, rel),
+        _interface_mismatch(facts, rel),
     )
     found = next((r for r in reasons if r is not None), None)
     if found is not None:
@@ -900,6 +930,7 @@ RULES: tuple[Rule, ...] = (
     check_venv_python,
     check_gevent,
     check_app_import,
+    check_app_interface,
     check_app_answer,
     check_env_file,
     check_failed_release,

@@ -44,7 +44,17 @@ obj = getattr(importlib.import_module(module), name)
 # A factory ("create_app()") is only looked up: calling it could open connections.
 if "(" not in attr and not callable(obj):
     raise TypeError(f"{entry} is a {type(obj).__name__}, not a WSGI callable")
-print("ok")
+# Which interface it speaks: an async callable (or one of three arguments) is ASGI.
+import inspect
+call = obj if inspect.isroutine(obj) else getattr(type(obj), "__call__", None)
+kind = "factory"
+if "(" not in attr and call is not None:
+    try:
+        args = [p for p in inspect.signature(obj).parameters.values() if p.default is p.empty]
+    except (TypeError, ValueError):
+        args = []
+    kind = "asgi" if inspect.iscoroutinefunction(call) or len(args) == 3 else "wsgi"
+print("ok", kind)
 """
 # gunicorn's gevent worker module also refuses a gevent that is too old: import it as gunicorn does.
 GEVENT_CHECK = "import gevent; import gunicorn.workers.ggevent"

@@ -850,3 +850,20 @@ def test_a_write_inside_the_release_is_fixed_by_persist():
     assert sqlite is not None and "db.sqlite3" in sqlite and "persist" in sqlite
     assert D.write_failure_fix("PermissionError: [Errno 13] Permission denied: '/etc/shadow'") is None
     assert D.write_failure_fix("ValueError: nope") is None
+
+
+def test_an_asgi_app_under_wsgi_workers_is_named_with_what_to_set():
+    base = healthy()
+    assert base.live is not None
+    asgi = replace(base, live=dataclasses.replace(base.live, import_check=Output(0, "ok asgi\n", "")))
+    f = check(R.check_app_interface, asgi)
+    assert f.status == "fail" and "is an ASGI app" in f.evidence and 'worker_class = "uvicorn"' in f.fix
+    cfg = parse_config({"app": {"name": base.config.app.name, "entry": base.config.app.entry},
+                        "gunicorn": {"worker_class": "uvicorn"}})
+    wsgi_under_uvicorn = replace(base, config=cfg, gunicorn_conf='worker_class = "uvicorn_worker.UvicornWorker"\n',
+                                 live=dataclasses.replace(base.live, import_check=Output(0, "ok wsgi\n", "")))
+    f2 = check(R.check_app_interface, wsgi_under_uvicorn)
+    assert f2.status == "fail" and "is a WSGI app" in f2.evidence and 'worker_class = "gthread"' in f2.fix
+    fine = replace(base, live=dataclasses.replace(base.live, import_check=Output(0, "ok wsgi\n", "")))
+    assert check(R.check_app_interface, fine).status == "ok"
+    assert R.diagnose(asgi).cause is not None and R.diagnose(asgi).cause.check == "app_interface"
