@@ -34,7 +34,10 @@ from garrison.workflows import StepResult
 
 if TYPE_CHECKING:
     from garrison.config.model import Host
+    from garrison.hosts import Executor
     from garrison.hosts.ssh import SSHExecutor
+    from garrison.project import Project
+    from garrison.workflows import Run
     from garrison.workflows.fleet import FleetDeploy, HostOutcome
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -424,3 +427,114 @@ def _follow_logs(followed: list[tuple[str, SSHExecutor, str]]) -> bool:
 
 main.add_command(status_cmd, "status")
 main.add_command(logs_cmd, "logs")
+
+
+# -- the environment (secrets) on [[hosts]] ----------------------------------------------------
+
+
+def _on_each_host(project: Project, host_names: tuple[str, ...], trust_new_hosts: bool,
+                  action: Callable[[Project, Executor, Run], None]) -> int:
+    """action(host's project, its executor, a Run reporting with its name) on each selected
+    app host in turn; a failure is one line for that host. Returns how many failed."""
+    from garrison.workflows import Run
+    from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
+
+    opts = SSHOptions.from_env(trust_new_hosts)
+    hosts = select_hosts(project.config, host_names)
+    reporters = _reporters([h.name for h in hosts])
+    failed = 0
+    for h in hosts:
+        ex = executor_for(h, opts)
+        try:
+            action(host_project(project, h), ex, Run(reporter=reporters(h.name)))
+        except GarrisonError as exc:
+            _host_error(h.name, str(exc))
+            failed += 1
+        finally:
+            ex.close()
+    return min(100, failed)
+
+
+@click.group("env")
+def env_group() -> None:
+    """The app's environment variables (secrets), kept in shared/.env on the host (each [[hosts]] app host, or --host)."""
+
+
+@env_group.command("set")
+@config_option
+@click.argument("assignments", nargs=-1, required=True)
+@_with(ssh_options)
+@click.pass_context
+def env_set_cmd(ctx: click.Context, config_path: Path | None, assignments: tuple[str, ...], host_names: tuple[str, ...],
+                trust_new_hosts: bool) -> None:
+    """Set KEY=VALUE (one or more); restarts the app with zero downtime."""
+    sys.exit(_env_change(ctx, config_path, assignments, (), host_names, trust_new_hosts))
+
+
+@env_group.command("unset")
+@config_option
+@click.argument("keys", nargs=-1, required=True)
+@_with(ssh_options)
+@click.pass_context
+def env_unset_cmd(ctx: click.Context, config_path: Path | None, keys: tuple[str, ...], host_names: tuple[str, ...],
+                  trust_new_hosts: bool) -> None:
+    """Remove KEYs; restarts the app with zero downtime."""
+    sys.exit(_env_change(ctx, config_path, (), keys, host_names, trust_new_hosts))
+
+
+@boundary
+def _env_change(ctx: click.Context, config_path: Path | None, assignments: tuple[str, ...], keys: tuple[str, ...],
+                host_names: tuple[str, ...], trust_new_hosts: bool) -> int:
+    from garrison.cli.local import env_set, env_unset
+    from garrison.workflows.env import change_env, parse_assignment
+
+    project = _project(config_path, sample_if_missing=True)
+    pairs = dict(parse_assignment(a) for a in assignments)  # bad input: one line, before any host is touched
+    if not project.config.hosts:
+        if host_names:
+            raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
+        if assignments:
+            ctx.invoke(env_set, config_path=config_path, assignments=assignments)
+        else:
+            ctx.invoke(env_unset, config_path=config_path, keys=keys)
+        return 0
+
+    def change(hp: Project, ex: Executor, run: Run) -> None:
+        done = change_env(hp, ex, run, set_=pairs, unset=list(keys))
+        out.print(f"{escape(ex.name)} | " + (", ".join(done) if done else "nothing changed"))
+
+    return _on_each_host(project, host_names, trust_new_hosts, change)
+
+
+@env_group.command("list")
+@config_option
+@click.option("--reveal", is_flag=True, help="Show the values instead of masking them.")
+@_with(ssh_options)
+@click.pass_context
+def env_list_cmd(ctx: click.Context, config_path: Path | None, reveal: bool, host_names: tuple[str, ...],
+                 trust_new_hosts: bool) -> None:
+    """List the keys (values masked unless --reveal)."""
+    sys.exit(_env_list(ctx, config_path, reveal, host_names, trust_new_hosts))
+
+
+@boundary
+def _env_list(ctx: click.Context, config_path: Path | None, reveal: bool, host_names: tuple[str, ...],
+              trust_new_hosts: bool) -> int:
+    from garrison.cli.local import env_list
+    from garrison.workflows.env import mask, read_env
+
+    project = _project(config_path, sample_if_missing=True)
+    if not project.config.hosts:
+        if host_names:
+            raise GarrisonError(f"--host {host_names[0]}: garrison.toml has no [[hosts]]")
+        ctx.invoke(env_list, config_path=config_path, reveal=reveal)
+        return 0
+
+    def show(hp: Project, ex: Executor, run: Run) -> None:
+        for key, value in sorted(read_env(hp, ex).items()):
+            out.print(f"{escape(ex.name)} | {key}={escape(value) if reveal else mask(value)}")
+
+    return _on_each_host(project, host_names, trust_new_hosts, show)
+
+
+main.add_command(env_group, "env")

@@ -52,3 +52,49 @@ def test_a_failed_remote_deploy_prints_that_hosts_cause_and_its_logs(hostlab, wh
 
     status = garrison("status", "--host", "rp1", cwd=app, env=env)
     assert "rp1" in status.stdout and "live slot" in status.stdout, status.stdout + status.stderr
+
+
+SECRET_HOOK = 'sleep 3; test -n "$LAB_TOKEN"'
+
+
+def test_secrets_stay_out_of_every_command_line_over_ssh(hostlab, wheelhouse, tmp_path):  # noqa: F811
+    """`garrison env set --host`, then a deploy whose release hook runs a while: every
+    /proc/*/cmdline of this machine (the lab host's processes included: its PID namespace
+    is inside ours) is scanned meanwhile; the value is in none, nor in any output."""
+    import secrets as pysecrets
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    h = fresh(hostlab.host("rp2"))
+    kh = hostlab.known_hosts([h], tmp_path / "known_hosts")
+    env = cli_env(hostlab, kh, wheelhouse)
+    app = make_app(tmp_path / "app", [host_entry(h)], extra=f'\n[hooks]\nrelease = "{SECRET_HOOK.replace(chr(34), chr(92) + chr(34))}"\n')
+    token = "lab-" + pysecrets.token_hex(16)
+    setting = garrison("env", "set", f"LAB_TOKEN={token}", "--host", "rp2", cwd=app, env=env)
+    assert setting.returncode == 0, setting.stdout + setting.stderr
+    deploy = subprocess.Popen((sys.executable, "-m", "garrison", "deploy"), cwd=app, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    seen_hook, leaks = False, []
+    end = time.monotonic() + 600
+    while deploy.poll() is None and time.monotonic() < end:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                line = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            seen_hook |= b"sleep 3; test -n" in line
+            if token.encode() in line:
+                leaks.append(line.replace(b"\0", b" ")[:200])
+        time.sleep(0.05)
+    output = deploy.communicate(timeout=60)[0].decode()
+    assert deploy.returncode == 0, output
+    assert seen_hook, "the scan never saw the hook running on the lab host"
+    assert leaks == []
+    listing = garrison("env", "list", "--host", "rp2", cwd=app, env=env)
+    assert "LAB_TOKEN=" in listing.stdout and token not in listing.stdout + output + setting.stdout
+    mode = h.exec("stat", "-c", "%a %U", "/srv/fleetave/shared/.env").stdout.decode().split()
+    assert mode == ["600", "root"]
