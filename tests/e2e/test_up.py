@@ -175,10 +175,12 @@ def test_killing_a_worker_fails_no_request(deployed):
 
     t = threading.Thread(target=load)
     t.start()
-    time.sleep(0.3)
+    wait_for(lambda: done >= 20, 10, "the load to be under way")
     os.kill(workers[0], signal.SIGKILL)
     wait_for(lambda: not alive(workers[0]), 5, "the worker to die")
-    time.sleep(1.0)
+    after = done
+    # Requests keep coming while the master replaces the worker: 100 more must all succeed.
+    wait_for(lambda: done >= after + 100, 15, "100 more requests after the kill")
     stop.set()
     t.join(15)
     assert done > 20
