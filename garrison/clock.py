@@ -9,8 +9,9 @@ tested in microseconds, and its expiry too.
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
-from typing import Callable, Protocol, TypeVar
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
 
 T = TypeVar("T")
 
@@ -35,7 +36,7 @@ class SystemClock:
         time.sleep(seconds)
 
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 SYSTEM: Clock = SystemClock()

@@ -31,9 +31,9 @@ import io
 import posixpath
 import shlex
 import tarfile
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from garrison import commands as C
 from garrison.errors import CommandFailed, LockHeld
@@ -104,7 +104,7 @@ class UnexpectedCommand(AssertionError):
 
 
 class _FakeLock(HostLock):
-    def __init__(self, host: "FakeHost", path: str):
+    def __init__(self, host: FakeHost, path: str):
         self.host, self.path = host, path
 
     def release(self) -> None:
@@ -285,7 +285,11 @@ class FakeHost(Executor):
                 return self._mkdir_p(path)
             case ("chown", spec, path) if ":" in spec and not spec.startswith("-"):
                 owner, group = spec.split(":", 1)
-                return self._change(argv, path, lambda n: (setattr(n, "owner", owner), setattr(n, "group", group)))
+
+                def chown(n: Node) -> None:
+                    n.owner, n.group = owner, group
+
+                return self._change(argv, path, chown)
             case ("chmod", mode, path) if mode.isdigit():
                 return self._change(argv, path, lambda n: setattr(n, "mode", int(mode, 8)))
             case ("ln", "-sfn", target, path):
@@ -314,7 +318,7 @@ class FakeHost(Executor):
             return Reply(rc=1, stderr=f"mkdir: cannot create directory '{path}': {exc.stderr}")
         return Reply()
 
-    def _change(self, argv: tuple[str, ...], path: str, change: Callable[[Node], object]) -> Reply:
+    def _change(self, argv: tuple[str, ...], path: str, change: Callable[[Node], None]) -> Reply:
         node = self._follow(path)  # chown and chmod follow a symlink
         if node is None:
             return Reply(rc=1, stderr=f"{argv[0]}: cannot access '{path}': No such file or directory")
@@ -402,7 +406,7 @@ class FakeHost(Executor):
 class FakeClock:
     """A Clock whose sleep returns at once and moves time on by what was asked (see garrison/clock.py)."""
 
-    def __init__(self, start: float = 1000.0, wall: datetime = datetime(2026, 1, 1, tzinfo=timezone.utc)):
+    def __init__(self, start: float = 1000.0, wall: datetime = datetime(2026, 1, 1, tzinfo=UTC)):
         self.start = self.time = start
         self.wall = wall
         self.slept: list[float] = []  # each sleep, in order

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -247,12 +247,12 @@ def test_relative_paths_are_a_test_bug():
 
 
 def test_fake_clock_sleeps_instantly_and_moves_both_clocks():
-    clock = FakeClock(start=50.0, wall=datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(start=50.0, wall=datetime(2026, 3, 1, 12, 0, tzinfo=UTC))
     clock.sleep(2.5)
     clock.advance(0.5)
     clock.sleep(0)
     assert clock.monotonic() == 53.0
-    assert clock.now() == datetime(2026, 3, 1, 12, 0, 3, tzinfo=timezone.utc)
+    assert clock.now() == datetime(2026, 3, 1, 12, 0, 3, tzinfo=UTC)
     assert clock.now().utcoffset() == timedelta(0)
     assert clock.slept == [2.5, 0]
     with pytest.raises(ValueError):
