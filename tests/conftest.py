@@ -83,7 +83,7 @@ DOCUMENTED_SKIPS: dict[str, str] = {
 # Allowed only when the tester asked for an offline lab (the lab then may not download .debs).
 OFFLINE_SKIPS = ("no sudo .deb available",)
 
-_DOCUMENTED = pytest.StashKey[list[tuple[str, str]]]()
+_DOCUMENTED = pytest.StashKey[list[tuple[str, str, str]]]()
 _REFUSED = pytest.StashKey[list[tuple[str, str]]]()
 
 
@@ -115,8 +115,9 @@ def _judge_skip(report: pytest.TestReport | pytest.CollectReport, config: pytest
     if not report.skipped or hasattr(report, "wasxfail"):
         return
     reason = _skip_reason(report)
-    if documented_why(reason) is not None:
-        config.stash.setdefault(_DOCUMENTED, []).append((report.nodeid, reason))
+    why = documented_why(reason)
+    if why is not None:
+        config.stash.setdefault(_DOCUMENTED, []).append((report.nodeid, reason, why))
     elif ci_enabled():
         config.stash.setdefault(_REFUSED, []).append((report.nodeid, reason))
         report.outcome = "failed"
@@ -146,8 +147,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Co
     documented = config.stash.get(_DOCUMENTED, [])
     if documented:
         terminalreporter.section(f"documented skips ({len(documented)}, allowed on CI)")
-        for nodeid, reason in documented:
-            terminalreporter.line(f"documented skip: {nodeid}: {reason}")
+        for nodeid, reason, why in documented:
+            # A reason that is not self-documenting gets the allow-list's why.
+            allowed = "" if reason.startswith(DOCUMENTED_PREFIX) else f" (allowed: {why})"
+            terminalreporter.line(f"documented skip: {nodeid}: {reason}{allowed}")
     refused = config.stash.get(_REFUSED, [])
     if refused:
         terminalreporter.section(f"undocumented skips under CI ({len(refused)}): the run fails", red=True)

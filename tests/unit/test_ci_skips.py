@@ -105,3 +105,7 @@ def test_allow_list_and_offline_lab_are_documented(suite: pytest.Pytester, monke
     result = suite.runpytest("-p", "no:cacheprovider")
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(skipped=2)
+    result.stdout.fnmatch_lines_random([
+        "documented skip: test_suite.py::test_default_server: the sample app * is deployed here (allowed: *./up deployed*)",
+        "documented skip: test_suite.py::test_offline: no sudo .deb available * (allowed: GARRISON_LAB_OFFLINE=1*)",
+    ])
