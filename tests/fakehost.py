@@ -285,7 +285,11 @@ class FakeHost(Executor):
                 return self._mkdir_p(path)
             case ("chown", spec, path) if ":" in spec and not spec.startswith("-"):
                 owner, group = spec.split(":", 1)
-                return self._change(argv, path, lambda n: (setattr(n, "owner", owner), setattr(n, "group", group)))
+
+                def chown(n: Node) -> None:
+                    n.owner, n.group = owner, group
+
+                return self._change(argv, path, chown)
             case ("chmod", mode, path) if mode.isdigit():
                 return self._change(argv, path, lambda n: setattr(n, "mode", int(mode, 8)))
             case ("ln", "-sfn", target, path):
@@ -314,7 +318,7 @@ class FakeHost(Executor):
             return Reply(rc=1, stderr=f"mkdir: cannot create directory '{path}': {exc.stderr}")
         return Reply()
 
-    def _change(self, argv: tuple[str, ...], path: str, change: Callable[[Node], object]) -> Reply:
+    def _change(self, argv: tuple[str, ...], path: str, change: Callable[[Node], None]) -> Reply:
         node = self._follow(path)  # chown and chmod follow a symlink
         if node is None:
             return Reply(rc=1, stderr=f"{argv[0]}: cannot access '{path}': No such file or directory")

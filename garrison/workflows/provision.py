@@ -7,20 +7,21 @@ sudo (the sudoers file is checked with `visudo -cf` before it is installed),
 ufw rules for SSH, 80 and 443 (the SSH rule always before ufw is enabled),
 and optional SSH hardening that is applied only after a second connection as
 the deploy user has proven it can log in and sudo, validated with `sshd -t`,
-reloaded gracefully (SIGHUP: open sessions stay), and checked again after the
-reload (reverted when the deploy user can no longer get in).
+reloaded gracefully (SIGHUP: open sessions stay), and checked again once the
+reloaded sshd listens (reverted when the deploy user can no longer get in).
 """
 
 from __future__ import annotations
 
 import posixpath
-import shlex
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from garrison import commands as C
 from garrison import facts as F
+from garrison.clock import SYSTEM, Clock, WaitTimeout, wait_until
 from garrison.errors import CommandFailed, DeployError, HostError
 from garrison.hosts import Executor
 from garrison.project import Project
@@ -31,6 +32,28 @@ from garrison.workflows.up import PREPARE, context
 
 HARDEN_FILE = "/etc/ssh/sshd_config.d/garrison.conf"
 INCLUDE_LINE = "Include /etc/ssh/sshd_config.d/*.conf"
+SSHD_PID_FILE = "/run/sshd.pid"
+# Listening TCP sockets with their owning processes (-p) and inodes (-e), no header.
+SS_LISTEN_TCP = ("ss", "-Hltnpe")
+# After SIGHUP, sshd closes its listening sockets and re-executes itself only once the
+# connections still in their pre-authentication phase are done: at worst
+# LoginGraceTime (120 s by default) on a server that bots keep knocking on.
+SSHD_RELOAD_TIMEOUT = 130.0
+SSHD_RELOAD_POLL = 0.1
+
+
+def parse_listening_inodes(ss_output: str, pid: int) -> frozenset[str]:
+    """Inodes of the listening sockets that process pid holds, from `ss -Hltnpe` lines.
+
+    (A fact and its parser: it moves to facts/ with the others.)
+    """
+    owner = re.compile(rf"\bpid={pid},")
+    found = set()
+    for line in ss_output.splitlines():
+        inode = re.search(r"\bino:(\d+)", line)
+        if inode and owner.search(line):
+            found.add(inode.group(1))
+    return frozenset(found)
 
 
 @dataclass
@@ -45,6 +68,7 @@ class Provision:
     deb_cache: Path | None = None
     # Opens a NEW connection to this host as the given user (for the proof before hardening).
     connect_as: Callable[[str], Executor] | None = None
+    clock: Clock = SYSTEM
 
     def __call__(self) -> None:
         # The same first steps as `up`: packages, Garrison's venv, the app user.
@@ -195,6 +219,9 @@ class Provision:
                 self.prove_deploy_login()
             except HostError as exc:
                 raise HostError(f"{h.name}: not hardening SSH: a login as {user} does not work yet ({exc})") from None
+            # Before anything changes: the reload must be observable, or the proof after it
+            # could run against the old sshd and prove nothing.
+            listening = self.sshd_listening()
             old_main, old_file = main_text, h.read_file(HARDEN_FILE)
             h.ensure_dir(posixpath.dirname(HARDEN_FILE), mode=0o755)
             h.write_file(HARDEN_FILE, want)
@@ -206,12 +233,21 @@ class Provision:
             if not res.ok:
                 self._restore(config, old_main, old_file)
                 raise DeployError(f"{h.name}: sshd -t rejected the hardened config, nothing changed: {res.stderr.strip()}")
-            self.reload_sshd()
+            try:
+                self.reload_sshd(listening)
+            except HostError as exc:
+                # sshd reads the files again whenever it starts: put the old ones back.
+                self._restore(config, old_main, old_file)
+                raise DeployError(f"{exc}; the hardening was reverted (files restored)") from None
             try:
                 self.prove_deploy_login()
             except HostError as exc:
                 self._restore(config, old_main, old_file)
-                self.reload_sshd()
+                try:
+                    self.reload_sshd()
+                except HostError as again:
+                    raise DeployError(f"{h.name}: after hardening {user} could not log in ({exc}); the files were "
+                                      f"reverted but sshd did not reload them ({again})") from None
                 raise DeployError(f"{h.name}: after hardening {user} could not log in ({exc}); hardening reverted") from None
             st.status = CHANGED
             st.detail = f"wrote {HARDEN_FILE}" + ("" if included else f", Include added to {config}") + f"; {user} proven before and after the reload"
@@ -224,19 +260,45 @@ class Provision:
         else:
             h.write_file(HARDEN_FILE, old_file)
 
-    def reload_sshd(self) -> None:
-        """SIGHUP: sshd re-reads its config; sessions already open (this one) stay."""
+    def sshd_listening(self) -> tuple[int, frozenset[str]]:
+        """The running sshd's pid and the inodes of its listening sockets."""
         h = self.host
-        pid = F.parse_pid(h.read_file("/run/sshd.pid"))
+        pid = F.parse_pid(h.read_file(SSHD_PID_FILE))
         if pid is None:
-            raise HostError(f"{h.name}: no /run/sshd.pid; reload sshd by hand (systemctl reload ssh)")
+            raise HostError(f"{h.name}: no {SSHD_PID_FILE}; reload sshd by hand (systemctl reload ssh)")
+        res = h.run(SS_LISTEN_TCP, check=False)
+        if not res.ok:
+            raise HostError(f"{h.name}: cannot see sshd's sockets (`{' '.join(SS_LISTEN_TCP)}` exited {res.returncode}: "
+                            f"{(res.stderr or res.stdout).strip()}); reload sshd by hand")
+        inodes = parse_listening_inodes(res.stdout, pid)
+        if not inodes:
+            # e.g. socket activation: the sockets are systemd's, a reload would not show.
+            raise HostError(f"{h.name}: sshd (pid {pid}) holds no listening socket of its own; "
+                            "reload sshd by hand (systemctl reload ssh)")
+        return pid, inodes
+
+    def reload_sshd(self, listening: tuple[int, frozenset[str]] | None = None) -> None:
+        """SIGHUP, then wait until the re-executed sshd listens again; sessions already open stay.
+
+        sshd keeps its pid across the re-exec, so the pid alone says nothing; but the
+        new sshd binds new sockets. Done when that pid holds as many listening sockets
+        as before and none of the old ones: the next connection meets the new config.
+        """
+        h = self.host
+        pid, before = listening or self.sshd_listening()
         try:
             h.run(C.kill("HUP", pid))
         except CommandFailed as exc:
             raise HostError(f"{h.name}: could not reload sshd: {exc}") from None
-        # Wait until the re-exec'd sshd listens again (the proof connects next).
-        h.run(("sh", "-c", "for i in $(seq 50); do kill -0 " + shlex.quote(str(pid)) + " && exit 0; sleep 0.1; done; exit 1"),
-              check=False)
-        import time
 
-        time.sleep(0.3)
+        def listening_again() -> bool:
+            if h.stat(f"/proc/{pid}") is None:
+                raise HostError(f"{h.name}: sshd (pid {pid}) exited after the reload (SIGHUP); see its log")
+            now = parse_listening_inodes(h.run(SS_LISTEN_TCP, check=False).stdout, pid)
+            return len(now) >= len(before) and not (now & before)
+
+        try:
+            wait_until(listening_again, timeout=SSHD_RELOAD_TIMEOUT, interval=SSHD_RELOAD_POLL,
+                       what=f"sshd (pid {pid}) to listen again after SIGHUP", clock=self.clock)
+        except WaitTimeout as exc:
+            raise HostError(f"{h.name}: sshd (pid {pid}) did not listen again after the reload: {exc}") from None
