@@ -38,7 +38,7 @@ health_deadline = 20
 names = ["sekret.test"]
 
 [hooks]
-release = "sleep 3; test -n \\"$SEKRET_TOKEN\\" && echo the hook sees the secret"
+release = "sleep 3; test -n \\"$SEKRET_TOKEN\\" && echo $((6 * 7))-seen"
 """
 APP = '''
 import os
@@ -113,7 +113,7 @@ def test_a_secret_stays_out_of_argv_files_and_output(app: Path):
     assert proc.returncode == 0, output
     assert seen_hook, "the scan never saw the release hook running: it proves nothing"
     assert not leaks, f"the secret was in a command line: {leaks}"
-    assert "the hook sees the secret" not in output  # hook output is not echoed on success
+    assert "42-seen" not in output  # what a hook prints is shown only when it fails
     assert get("/", host=HOST).text == "has secret"
 
     assert world_readable_files_holding(token.encode()) == []
