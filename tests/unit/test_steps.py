@@ -397,3 +397,31 @@ def test_first_deploy_runs_once_then_never_while_the_data_exists(tmp_path):
     assert marker["release"] == "r2"
     assert FirstDeployHook().decide(ctx).action == "skip"
     host.assert_done()
+
+
+def test_nginx_t_judges_the_candidate_where_nginx_reads_it_through_the_link(tmp_path):
+    """A changed site whose link is already in place: the scratch copy of sites-enabled holds
+    the live (here broken) file, so the candidate must be put there too before nginx -t."""
+    host, clock = FakeHost(), FakeClock()
+    ctx = make_ctx(tmp_path, host, clock)
+    site, link = "/etc/nginx/sites-available/shop.conf", "/etc/nginx/sites-enabled/shop.conf"
+    scratch = "/var/lib/garrison/nginx-check/shop"
+    host.add_file(site, b"server { broken\n")
+    host.add_symlink(link, site)
+
+    def copy_tree(argv, _input):
+        host.add_file(f"{scratch}/nginx.conf", b"include /etc/nginx/sites-enabled/*;\n")
+        host.add_file(f"{scratch}/sites-enabled/shop.conf", b"server { broken\n")  # cp -rL follows the link
+        host.add_file(f"{scratch}/sites-available/shop.conf", b"server { broken\n")
+        return Reply()
+
+    def judge(argv, _input):
+        seen = host.read_file(f"{scratch}/sites-enabled/shop.conf")
+        return Reply(rc=0 if seen == b"server { listen 80; }\n" else 1, stderr="nginx: [emerg] unexpected end of file")
+
+    host.expect(("cp", "-rL", "/etc/nginx", scratch), respond=copy_tree)
+    host.expect(("find", scratch, "-type", "f", "-exec", ...))
+    host.expect(("nginx", "-t", "-q", "-c", f"{scratch}/nginx.conf"), respond=judge)
+    notes = nginx.put_live(ctx, nginx.NginxChange(puts={site: "server { listen 80; }\n"}, links={link: site}), apply=False)
+    assert notes == [f"write {site}"] and host.read_file(site) == b"server { listen 80; }\n"
+    host.assert_done()
