@@ -24,6 +24,7 @@ from typing import Callable, Iterable, Sequence
 
 from garrison import commands as C
 from garrison import facts as F
+from garrison import render as R
 from garrison import source
 from garrison.config import Config, Project
 from garrison.config.model import Host
@@ -38,8 +39,6 @@ from garrison.workflows.doctor import explain
 from garrison.workflows.up import context, rollback, up
 
 DEFAULT_APP_PORT = 8000
-LB_MAX_FAILS = 2
-LB_FAIL_TIMEOUT = "5s"
 
 # ---------------------------------------------------------------------------
 # SSH options (environment first, so that tests and CI can point them anywhere)
@@ -284,12 +283,6 @@ class FleetDeploy:
 # The load balancer host
 
 
-def _render(name: str, **ctx) -> str:
-    from garrison.render import _env
-
-    return _env().get_template(name).render(ctx)
-
-
 @dataclass
 class LoadBalancer:
     fleet: FleetDeploy
@@ -309,23 +302,23 @@ class LoadBalancer:
 
     @property
     def base(self) -> str:
-        return posixpath.join(self.cfg.base, "lb")
+        return Layout.of(self.cfg).lb_dir
 
     @property
     def upstream_file(self) -> str:
-        return f"/etc/nginx/garrison/{self.app}-lb-upstream.conf"
+        return Layout.of(self.cfg).lb_upstream
 
     @property
     def site_file(self) -> str:
-        return f"/etc/nginx/sites-available/garrison-lb-{self.app}"
+        return Layout.of(self.cfg).lb_site
 
     @property
     def site_link(self) -> str:
-        return f"/etc/nginx/sites-enabled/garrison-lb-{self.app}"
+        return Layout.of(self.cfg).lb_site_link
 
     @property
     def state_file(self) -> str:
-        return posixpath.join(self.base, "lb-state.json")
+        return Layout.of(self.cfg).lb_state_file
 
     def configured(self) -> bool:
         return self.ex.exists(self.upstream_file) and self.ex.exists(self.site_link)
@@ -360,10 +353,8 @@ class LoadBalancer:
             hs = state.get("hosts", {}).get(h.name)
             if not hs or not hs.get("port"):
                 continue
-            servers.append({"name": h.name, "address": f"{private_address(h)}:{hs['port']}", "down": bool(hs.get("down"))})
-        return _render(
-            "lb_upstream.conf.j2", app=self.app, servers=servers, max_fails=LB_MAX_FAILS, fail_timeout=LB_FAIL_TIMEOUT
-        )
+            servers.append(R.LbServer(h.name, f"{private_address(h)}:{hs['port']}", bool(hs.get("down"))))
+        return R.lb_upstream(self.cfg, servers)
 
     def apply_upstream(self, state: dict) -> bool:
         """Write the upstream include; nginx -t (restore on failure) and reload. True when changed."""
@@ -491,15 +482,7 @@ class LoadBalancer:
             if changed:
                 st.status = CHANGED
         with run.step("lb-site", f"nginx site {posixpath.basename(self.site_file)} on {self.host.name}") as st:
-            statics = [
-                {"url": s.url, "dir": posixpath.join(self.base, "static", "current", s.path.rstrip("/"))} for s in self.cfg.app.static
-            ]
-            site = _render(
-                "lb_site.conf.j2", app=self.app, s=self.cfg.server, n=self.cfg.nginx, g=self.cfg.gunicorn, statics=statics if static_dir else [],
-                upstream_file=self.upstream_file, ipv6=facts.ipv6,
-                access_log=f"/var/log/nginx/garrison-lb-{self.app}.access.log",
-                error_log=f"/var/log/nginx/garrison-lb-{self.app}.error.log",
-            ).encode()
+            site = R.lb_site(self.cfg, Layout.of(self.cfg), ipv6=facts.ipv6).encode()
             old = ex.read_file(self.site_file)
             notes = []
             if old != site:
