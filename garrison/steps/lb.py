@@ -293,15 +293,17 @@ class LbSite:
         if main and "/etc/nginx/sites-enabled/" not in main and not ctx.planning:
             raise DeployError(f"/etc/nginx/nginx.conf on {self.lb} does not include /etc/nginx/sites-enabled/; add "
                               "`include /etc/nginx/sites-enabled/*;` to its http block")
-        todo = site_change(ctx).pending(ctx.app)
+        whole = site_change(ctx)
+        todo = whole.pending(ctx.app)
         running = ctx.app.nginx_running()
         if not todo and running:
             return unchanged(self.name, "site unchanged, nginx running")
         what = todo.describe() + ([] if running else ["start nginx"])
-        return change(self.name, "; ".join(what), todo.diff(ctx.app), data=todo)
+        # put_live gets the whole change: the link to the site, already in place, is where
+        # nginx -t must find the candidate.
+        return change(self.name, "; ".join(what), todo.diff(ctx.app), data=whole if todo else None)
 
     def apply(self, ctx: Context, decision: Decision) -> str:
-        todo: nginx.NginxChange = decision.data
-        notes = nginx.put_live(ctx, todo) if todo else [nginx.reload(ctx)]
+        notes = nginx.put_live(ctx, decision.data) if decision.data else [nginx.reload(ctx)]
         return "; ".join(notes)
 

@@ -121,7 +121,10 @@ def put_live(ctx: Context, change: NginxChange, *, apply: bool = True) -> list[s
     todo = change.pending(ctx.app)
     if not todo:
         return []
-    validate(ctx.app, todo)
+    # nginx reads a site through its link in sites-enabled, which the scratch copy holds as a
+    # copy of the live file: the change's links, the ones already in place too, put the
+    # candidate there, or nginx -t would judge the live site instead of the new one.
+    validate(ctx.app, NginxChange(todo.puts, {**change.links, **todo.links}, todo.removes))
     undo: list[tuple[str, bytes | None, str | None]] = []  # path, old bytes, old link target
     try:
         for path, text in todo.puts.items():
