@@ -27,7 +27,7 @@ from garrison.errors import ConfigError, DeployError, GarrisonError
 from garrison.hosts import Executor
 from garrison.layout import Layout
 from garrison.state import AppOnHost, HostFacts
-from garrison.steps import Context, execute
+from garrison.steps import Context, Step, execute
 from garrison.steps import lb as lb_steps
 from garrison.steps.system import System
 from garrison.workflows import Reporter, Run
@@ -298,7 +298,7 @@ class LoadBalancer:
     def configured(self) -> bool:
         return lb_steps.configured(self.ex, Layout.of(self.cfg))
 
-    def context(self, run: Run) -> Context:
+    def lb_context(self, run: Run) -> Context:
         """A context on the LB host whose facts are known: the system step ran (quietly,
         when the run is an app host's, whose lines are about that host)."""
         ctx = context(self.fleet.project, self.ex, run)
@@ -327,7 +327,7 @@ class LoadBalancer:
         if read_live:
             port = self.live_port(next(h for h in self.cfg.hosts if h.name == name))
         step = lb_steps.LbMark(self.backends(), name, down, port, lb=self.host.name)
-        execute(self.context(run), [step])
+        execute(self.lb_context(run), [step])
 
     def ensure(self, run: Run) -> None:
         """nginx on the LB: static files (its own copy of the release's), the upstream of every
@@ -342,8 +342,9 @@ class LoadBalancer:
         name = self.host.name
         execute(ctx, [System()])  # Debian, root, nginx installed
         self.facts = ctx.facts
-        execute(ctx, [lb_steps.LbStatic(self.fleet.project.root, lb=name), lb_steps.LbUpstream(self.backends(ports), lb=name),
-                      lb_steps.LbSite(lb=name)])
+        steps: list[Step] = [lb_steps.LbStatic(self.fleet.project.root, lb=name), lb_steps.LbUpstream(self.backends(ports), lb=name),
+                 lb_steps.LbSite(lb=name)]
+        execute(ctx, steps)
 
 
 def summary(outcomes: Sequence[HostOutcome], seconds: float, verb: str = "deployed") -> str:
