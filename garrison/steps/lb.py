@@ -158,7 +158,7 @@ class LbUpstream:
         if not any(m.port for m in new.values()):
             raise DeployError(f"no app host serves the app yet; nothing for {self.lb} to balance")
         plan = plan_upstream(ctx, self.backends, old, new)
-        serving = sorted(n for n, m in new.items() if m.port and not m.down)
+        serving = sorted(s.name for s in servers(self.backends, new) if not s.down)
         summary = f"{len(serving)} app host(s): {', '.join(serving)}"
         if not plan.todo and not plan.state_changed:
             return unchanged(self.name, summary)
