@@ -180,6 +180,45 @@ class Layout:
     def logrotate(self) -> str:
         return self.p(f"/etc/logrotate.d/garrison-{self.app}")
 
+    # The load balancer's files for this app (on a host with role "lb").
+    @property
+    def lb_dir(self) -> str:
+        return posixpath.join(self.base, "lb")
+
+    @property
+    def lb_state_file(self) -> str:
+        """Per app host: the port of its live slot and whether it is marked down."""
+        return posixpath.join(self.lb_dir, "lb-state.json")
+
+    @property
+    def lb_static(self) -> str:
+        """The balancer's own copies of the release's static files, one folder per content hash."""
+        return posixpath.join(self.lb_dir, "static")
+
+    @property
+    def lb_static_current(self) -> str:
+        return posixpath.join(self.lb_static, "current")
+
+    @property
+    def lb_upstream(self) -> str:
+        return self.p(f"/etc/nginx/garrison/{self.app}-lb-upstream.conf")
+
+    @property
+    def lb_site(self) -> str:
+        return self.p(f"/etc/nginx/sites-available/garrison-lb-{self.app}")
+
+    @property
+    def lb_site_link(self) -> str:
+        return self.p(f"/etc/nginx/sites-enabled/garrison-lb-{self.app}")
+
+    @property
+    def lb_access_log(self) -> str:
+        return self.p(f"/var/log/nginx/garrison-lb-{self.app}.access.log")
+
+    @property
+    def lb_error_log(self) -> str:
+        return self.p(f"/var/log/nginx/garrison-lb-{self.app}.error.log")
+
 
 @dataclass(frozen=True)
 class ToolLayout:

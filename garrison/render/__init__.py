@@ -3,11 +3,14 @@
 Pure functions of (Config, Layout) with Jinja2 StrictUndefined, so a template
 that names a missing value fails loudly instead of rendering an empty string.
 `render_all` maps each file's path on the host to its text; `garrison render`
-and the host workflows both use it.
+and the host workflows both use it. `render_lb` does the same for the files of
+a load-balancer host (role "lb"): its site and the upstream of the app hosts.
 """
 
 from __future__ import annotations
 
+import posixpath
+from dataclasses import dataclass
 from functools import lru_cache
 
 import jinja2
@@ -109,6 +112,40 @@ def error_page(cfg: Config) -> str:
 
 def upstart_job(cfg: Config, layout: Layout) -> str:
     return _render("upstart.conf.j2", cfg, layout)
+
+
+# A load balancer's upstream: an app host that fails twice within 5 s is left out for 5 s
+# (nginx's passive health check); the next request goes to another host.
+LB_MAX_FAILS = 2
+LB_FAIL_TIMEOUT = "5s"
+
+
+@dataclass(frozen=True)
+class LbServer:
+    """One app host in a load balancer's upstream: its private address and live port."""
+
+    name: str
+    address: str  # "ip:port" of the slot that serves on that host
+    down: bool = False  # out of the rotation (a rolling deploy is on it)
+
+
+def lb_upstream(cfg: Config, servers: list[LbServer]) -> str:
+    """The app hosts the load balancer sends requests to (included by its site)."""
+    return _render("lb_upstream.conf.j2", cfg, None, servers=servers, max_fails=LB_MAX_FAILS,
+                   fail_timeout=LB_FAIL_TIMEOUT)
+
+
+def lb_site(cfg: Config, layout: Layout, *, ipv6: bool = True) -> str:
+    """The load balancer's site: the app's names and port, static files from its own copy
+    of the release, everything else to the upstream of the app hosts."""
+    statics = [{"url": st.url, "dir": posixpath.join(layout.lb_static_current, st.path.rstrip("/"))}
+               for st in cfg.app.static]
+    return _render("lb_site.conf.j2", cfg, layout, ipv6=ipv6, statics=statics)
+
+
+def render_lb(cfg: Config, layout: Layout, servers: list[LbServer], *, ipv6: bool = True) -> dict[str, str]:
+    """Every file of the app on a load balancer, keyed by its absolute path under `layout`."""
+    return {layout.lb_site: lb_site(cfg, layout, ipv6=ipv6), layout.lb_upstream: lb_upstream(cfg, servers)}
 
 
 def render_all(

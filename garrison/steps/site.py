@@ -68,7 +68,9 @@ class CatchAll:
 
     def apply(self, ctx: Context, decision: Decision) -> str:
         # Validated with the app's site as the next step will put it (a broken live one is replaced).
-        notes = nginx.put_live(ctx, decision.data, also=site_change(ctx))
+        # The whole change (its links already in place too): nginx -t must judge the candidate
+        # where nginx reads it. put_live itself skips what is already right.
+        notes = nginx.put_live(ctx, catchall_change(ctx), also=site_change(ctx))
         return "; ".join([decision.reason, *(n for n in notes if "nginx" in n)])
 
 
@@ -94,7 +96,7 @@ class Site:
         todo: nginx.NginxChange = decision.data
         if DEFAULT_LINK in todo.removes:
             ctx.state["default_site_disabled"] = True
-        notes = nginx.put_live(ctx, todo) if todo else [nginx.reload(ctx)]
+        notes = nginx.put_live(ctx, site_change(ctx)) if todo else [nginx.reload(ctx)]
         if DEFAULT_LINK in todo.removes:
             notes.append("distribution's default site disabled (server.default = true)")
         return "; ".join(notes)

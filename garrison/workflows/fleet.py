@@ -4,8 +4,8 @@ Owns: how a host of the config becomes an SSHExecutor (SSH options from the
 environment), the per-host config (gunicorn bound to the host's private
 address when a load balancer fronts the app hosts), the offline wheelhouse
 that `Up` installs from, the parallel deploy (a thread, an executor and a Run
-per host), the rolling deploy behind the `lb` host, and the LB's own nginx
-site. It never prints: each host's steps go to the Reporter the caller gives
+per host), the rolling deploy behind the `lb` host, and what the LB's steps
+(garrison/steps/lb.py) are given about the app hosts. It never prints: each host's steps go to the Reporter the caller gives
 for that host, and the outcome of every host comes back as a HostOutcome.
 """
 
@@ -14,33 +14,28 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
-import posixpath
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from garrison import commands as C
-from garrison import facts as F
-from garrison import source
 from garrison.config import Config
 from garrison.config.model import Host
 from garrison.errors import ConfigError, DeployError, GarrisonError
 from garrison.hosts import Executor
 from garrison.layout import Layout
 from garrison.project import Project
-from garrison.state import AppOnHost
-from garrison.steps import execute
+from garrison.state import AppOnHost, HostFacts
+from garrison.steps import Context, Step, execute
+from garrison.steps import lb as lb_steps
 from garrison.steps.system import System
-from garrison.workflows import CHANGED, SKIPPED, Reporter, Run
+from garrison.workflows import Reporter, Run
 from garrison.workflows.doctor import explain
 from garrison.workflows.up import context, rollback, up
 
 DEFAULT_APP_PORT = 8000
-LB_MAX_FAILS = 2
-LB_FAIL_TIMEOUT = "5s"
 
 # ---------------------------------------------------------------------------
 # SSH options (environment first, so that tests and CI can point them anywhere)
@@ -59,16 +54,16 @@ class SSHOptions:
     connect_timeout: float = 10.0
 
     @classmethod
-    def from_env(cls, trust_new_hosts: bool = False, env: dict | None = None) -> SSHOptions:
-        env = os.environ if env is None else env
-        ids = env.get("GARRISON_IDENTITY")
-        cfg = env.get("GARRISON_SSH_CONFIG")
+    def from_env(cls, trust_new_hosts: bool = False, env: Mapping[str, str] | None = None) -> SSHOptions:
+        values: Mapping[str, str] = os.environ if env is None else env
+        ids = values.get("GARRISON_IDENTITY")
+        cfg = values.get("GARRISON_SSH_CONFIG")
         return cls(
-            known_hosts=env.get("GARRISON_KNOWN_HOSTS") or "~/.ssh/known_hosts",
+            known_hosts=values.get("GARRISON_KNOWN_HOSTS") or "~/.ssh/known_hosts",
             ssh_config=(cfg or None) if cfg is not None else "~/.ssh/config",
             identity_files=tuple(p for p in ids.split(",") if p) if ids else None,
             trust_new_hosts=trust_new_hosts,
-            connect_timeout=float(env.get("GARRISON_CONNECT_TIMEOUT") or 10),
+            connect_timeout=float(values.get("GARRISON_CONNECT_TIMEOUT") or 10),
         )
 
 
@@ -285,16 +280,13 @@ class FleetDeploy:
 # The load balancer host
 
 
-def _render(name: str, **ctx) -> str:
-    from garrison.render import _env
-
-    return _env().get_template(name).render(ctx)
-
-
 @dataclass
 class LoadBalancer:
+    """The `lb` host: its steps (garrison/steps/lb.py), fed with what the app hosts serve."""
+
     fleet: FleetDeploy
     host: Host
+    facts: HostFacts | None = None  # read once, by the system step
 
     @property
     def cfg(self) -> Config:
@@ -304,48 +296,19 @@ class LoadBalancer:
     def ex(self) -> Executor:
         return self.fleet.executor(self.host)
 
-    @property
-    def app(self) -> str:
-        return self.cfg.app.name
-
-    @property
-    def base(self) -> str:
-        return posixpath.join(self.cfg.base, "lb")
-
-    @property
-    def upstream_file(self) -> str:
-        return f"/etc/nginx/garrison/{self.app}-lb-upstream.conf"
-
-    @property
-    def site_file(self) -> str:
-        return f"/etc/nginx/sites-available/garrison-lb-{self.app}"
-
-    @property
-    def site_link(self) -> str:
-        return f"/etc/nginx/sites-enabled/garrison-lb-{self.app}"
-
-    @property
-    def state_file(self) -> str:
-        return posixpath.join(self.base, "lb-state.json")
-
     def configured(self) -> bool:
-        return self.ex.exists(self.upstream_file) and self.ex.exists(self.site_link)
+        return lb_steps.configured(self.ex, Layout.of(self.cfg))
 
-    # State: per app host, the port of its live slot and whether it is marked down.
-    def read_state(self) -> dict:
-        import json
-
-        raw = self.ex.read_file(self.state_file)
-        try:
-            return json.loads(raw) if raw else {}
-        except ValueError:
-            return {}
-
-    def write_state(self, state: dict) -> None:
-        import json
-
-        self.ex.ensure_dir(self.base, mode=0o755)
-        self.ex.ensure_file(self.state_file, json.dumps(state, indent=2, sort_keys=True).encode() + b"\n")
+    def lb_context(self, run: Run) -> Context:
+        """A context on the LB host whose facts are known: the system step ran (quietly,
+        when the run is an app host's, whose lines are about that host)."""
+        ctx = context(self.fleet.project, self.ex, run)
+        if self.facts is None:
+            quiet = context(self.fleet.project, self.ex, Run())
+            execute(quiet, [System()])
+            self.facts = quiet.facts
+        ctx.facts = self.facts
+        return ctx
 
     def live_port(self, host: Host) -> int | None:
         """The port of the slot that serves on app host `host` (from its own upstream include)."""
@@ -355,171 +318,34 @@ class LoadBalancer:
             return None
         return int(Layout.of(proj.config).bind_address(slot).rpartition(":")[2])
 
-    def upstream_text(self, state: dict) -> str:
-        servers = []
-        for h in app_hosts(self.cfg):
-            hs = state.get("hosts", {}).get(h.name)
-            if not hs or not hs.get("port"):
-                continue
-            servers.append({"name": h.name, "address": f"{private_address(h)}:{hs['port']}", "down": bool(hs.get("down"))})
-        return _render(
-            "lb_upstream.conf.j2", app=self.app, servers=servers, max_fails=LB_MAX_FAILS, fail_timeout=LB_FAIL_TIMEOUT
-        )
-
-    def apply_upstream(self, state: dict) -> bool:
-        """Write the upstream include; nginx -t (restore on failure) and reload. True when changed."""
-        ex = self.ex
-        text = self.upstream_text(state).encode()
-        old = ex.read_file(self.upstream_file)
-        if old == text:
-            return False
-        if "server " not in text.decode() and self.configured():
-            raise DeployError(f"no app host left in the upstream of {self.host.name}; not taking every host out")
-        ex.ensure_dir(posixpath.dirname(self.upstream_file), mode=0o755)
-        ex.write_file(self.upstream_file, text)
-        if self.configured():
-            res = ex.run(C.nginx_test(), check=False)
-            if not res.ok:
-                if old is not None:
-                    ex.write_file(self.upstream_file, old)
-                raise DeployError(f"nginx -t failed on {self.host.name}: {res.stderr.strip()}")
-            self.reload()
-        return True
-
-    def nginx_pid(self) -> int | None:
-        pid = F.parse_pid(self.ex.read_file("/run/nginx.pid"))
-        return pid if pid is not None and self.ex.run(C.kill("0", pid), check=False).ok else None
-
-    def reload(self) -> None:
-        if self.nginx_pid() is None:
-            self.ex.run(C.nginx_start())
-        else:
-            self.ex.run(C.nginx_reload())
-            self.wait_drained()
-
-    def wait_drained(self, deadline: float = 30.0) -> None:
-        """Old workers of the LB's nginx finish their requests (to the host just taken out)."""
-        end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            res = self.ex.run(("ps", "-eo", "pid=,ppid=,args="), check=False)
-            if F.count_nginx_draining(res.stdout, self.nginx_pid()) == 0:
-                return
-            time.sleep(0.05)
+    def backends(self, ports: dict[str, int | None] | None = None) -> list[lb_steps.Backend]:
+        ports = ports or {}
+        return [lb_steps.Backend(h.name, private_address(h), ports.get(h.name)) for h in app_hosts(self.cfg)]
 
     def set_down(self, name: str, down: bool, run: Run, read_live: bool = False) -> None:
-        what = "out of" if down else "back into"
-        with run.step("lb", f"{name} {what} the upstream on {self.host.name}") as st:
-            state = self.read_state()
-            hs = state.setdefault("hosts", {}).setdefault(name, {})
-            if read_live:
-                host = next(h for h in self.cfg.hosts if h.name == name)
-                port = self.live_port(host)
-                if port:
-                    hs["port"] = port
-            hs["down"] = down
-            changed = self.apply_upstream(state)
-            self.write_state(state)
-            if changed:
-                st.status = CHANGED
-                st.detail = f"{name} marked down on {self.host.name}" if down else f"{name} serving again at port {hs.get('port')}"
-            else:
-                st.detail = "upstream unchanged"
-
-    # -- the LB's own site -------------------------------------------------
-    def static_archive(self) -> tuple[bytes, str, int] | None:
-        root = self.fleet.project.root
-        statics = [st.path.rstrip("/") for st in self.cfg.app.static]
-        if not statics:
-            return None
-        files = [f for f in source.app_files(root) if any(str(f).startswith(p + "/") for p in statics)]
-        digest = source.content_hash(root, files)[:12] if files else "empty"
-        return source.archive(root, files), digest, len(files)
+        """App host `name` out of the upstream (or back in, at the port it serves at now)."""
+        port = None
+        if read_live:
+            port = self.live_port(next(h for h in self.cfg.hosts if h.name == name))
+        step = lb_steps.LbMark(self.backends(), name, down, port, lb=self.host.name)
+        execute(self.lb_context(run), [step])
 
     def ensure(self, run: Run) -> None:
         """nginx on the LB: static files (its own copy of the release's), the upstream of every
-        app host at its live port, the site; validated before it goes live."""
-        ex = self.ex
-        ctx = context(self.fleet.project, ex, run)
+        app host at its live port, the site; each validated before it goes live."""
+        ports: dict[str, int | None] = {}
+        for h in app_hosts(self.cfg):
+            try:
+                ports[h.name] = self.live_port(h)
+            except GarrisonError:
+                ports[h.name] = None  # unreachable: it keeps the port the LB knows
+        ctx = context(self.fleet.project, self.ex, run)
+        name = self.host.name
         execute(ctx, [System()])  # Debian, root, nginx installed
-        facts = ctx.hf
-        with run.step("lb-static", f"static files on {self.host.name}") as st:
-            static_dir = None
-            packed = self.static_archive()
-            if packed is not None:
-                data, digest, count = packed
-                static_root = posixpath.join(self.base, "static")
-                static_dir = posixpath.join(static_root, digest)
-                ex.ensure_dir(self.cfg.base, mode=0o755)
-                ex.ensure_dir(self.base, mode=0o755)
-                ex.ensure_dir(static_root, mode=0o755)
-                if ex.exists(posixpath.join(static_dir, ".garrison-complete")):
-                    st.detail = f"{count} files already there ({digest})"
-                else:
-                    tmp = static_dir + ".partial"
-                    ex.remove(tmp)
-                    ex.ensure_dir(tmp, mode=0o755)
-                    ex.extract_tar(data, tmp)
-                    ex.write_file(posixpath.join(tmp, ".garrison-complete"), b"")
-                    ex.run(("mv", "-T", tmp, static_dir))
-                    st.status, st.detail = CHANGED, f"copied {count} files ({digest})"
-                if ex.ensure_symlink(static_dir, posixpath.join(static_root, "current")):
-                    st.status = CHANGED
-                # Keep the current and the previous copy (pages cached by clients still name old files).
-                listing = ex.run(("ls", "-1t", static_root), check=False).stdout.split()
-                for old in [d for d in listing if d not in ("current", digest) and not d.endswith(".partial")][1:]:
-                    ex.remove(posixpath.join(static_root, old))
-            else:
-                st.status, st.detail = SKIPPED, "the app declares no static folders"
-        with run.step("lb-upstream", f"upstream across the app hosts on {self.host.name}") as st:
-            state = self.read_state()
-            hosts = state.setdefault("hosts", {})
-            for h in app_hosts(self.cfg):
-                try:
-                    port = self.live_port(h)
-                except GarrisonError:
-                    port = None
-                if port:
-                    hosts.setdefault(h.name, {})["port"] = port
-                    hosts[h.name].setdefault("down", False)
-            if not any(v.get("port") for v in hosts.values()):
-                raise DeployError(f"no app host serves the app yet; nothing for {self.host.name} to balance")
-            text = self.upstream_text(state).encode()
-            ex.ensure_dir(posixpath.dirname(self.upstream_file), mode=0o755)
-            changed = ex.ensure_file(self.upstream_file, text)
-            self.write_state(state)
-            serving = [n for n, v in hosts.items() if v.get("port") and not v.get("down")]
-            st.detail = f"{len(serving)} app host(s): {', '.join(sorted(serving))}"
-            if changed:
-                st.status = CHANGED
-        with run.step("lb-site", f"nginx site {posixpath.basename(self.site_file)} on {self.host.name}") as st:
-            statics = [
-                {"url": s.url, "dir": posixpath.join(self.base, "static", "current", s.path.rstrip("/"))} for s in self.cfg.app.static
-            ]
-            site = _render(
-                "lb_site.conf.j2", app=self.app, s=self.cfg.server, n=self.cfg.nginx, g=self.cfg.gunicorn, statics=statics if static_dir else [],
-                upstream_file=self.upstream_file, ipv6=facts.ipv6,
-                access_log=f"/var/log/nginx/garrison-lb-{self.app}.access.log",
-                error_log=f"/var/log/nginx/garrison-lb-{self.app}.error.log",
-            ).encode()
-            old = ex.read_file(self.site_file)
-            notes = []
-            if old != site:
-                ex.write_file(self.site_file, site)
-                notes.append("site written")
-            if ex.ensure_symlink(self.site_file, self.site_link):
-                notes.append("site enabled")
-            if notes or changed or self.nginx_pid() is None:
-                res = ex.run(C.nginx_test(), check=False)
-                if not res.ok:
-                    if old is not None:
-                        ex.write_file(self.site_file, old)
-                    else:
-                        ex.remove(self.site_link)
-                    raise DeployError(f"nginx -t failed on {self.host.name}: {res.stderr.strip()}")
-                self.reload()
-                notes.append("nginx reloaded" if notes or changed else "nginx started")
-                st.status = CHANGED
-            st.detail = "; ".join(notes) or "site unchanged, nginx running"
+        self.facts = ctx.facts
+        steps: list[Step] = [lb_steps.LbStatic(self.fleet.project.root, lb=name), lb_steps.LbUpstream(self.backends(ports), lb=name),
+                 lb_steps.LbSite(lb=name)]
+        execute(ctx, steps)
 
 
 def summary(outcomes: Sequence[HostOutcome], seconds: float, verb: str = "deployed") -> str:

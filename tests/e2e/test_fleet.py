@@ -425,3 +425,67 @@ def test_three_app_hosts_behind_a_load_balancer(hostlab, wheelhouse, tmp_path):
     apps[0].exec(*C.supervisorctl(ToolLayout(), "stop", "all"))
     answers = through_lb(lb, 40)
     assert {a.split()[1] for a in answers} == {"a2", "a3"}
+
+
+# -- a load balancer config nginx rejects ---------------------------------------------------------
+
+OTHER_DEFAULT = """# Another service on the balancer: it answers the requests for names no site serves.
+server {
+    listen 80 default_server;
+    server_name other.test;
+    return 204;
+}
+"""
+
+
+def test_a_broken_load_balancer_config_never_reaches_the_live_file(hostlab, wheelhouse, tmp_path):
+    """server.default = true where another site on the LB host is already the default server:
+    the app host takes it, the balancer's nginx rejects it. The deploy fails with one line naming
+    nginx -t, the LB's live site is the very file it was (never rewritten, not even restored),
+    and the LB goes on serving the app, at the app host's new slot."""
+    c1, lb = fresh(hostlab.host("c1"), hostlab.host("clb"))
+    kh = hostlab.known_hosts([c1, lb], tmp_path / "known_hosts")
+    app = make_app(tmp_path / "app", [host_entry(c1, private_address=c1.address), host_entry(lb, roles=["lb"])])
+    env = cli_env(hostlab, kh, wheelhouse)
+    first = garrison("deploy", cwd=app, env=env)
+    assert first.returncode == 0, first.stderr
+    assert_sample_served(lb.address)
+
+    # The LB host's own default site (instead of the distribution's), loaded by its nginx.
+    lb.sh('printf "%s" "$1" > /etc/nginx/sites-available/other\n'
+          "ln -sfn /etc/nginx/sites-available/other /etc/nginx/sites-enabled/other\n"
+          "rm -f /etc/nginx/sites-enabled/default\n"
+          "nginx -t -q && nginx -s reload", OTHER_DEFAULT)
+    wait_for(lambda: http_get(lb.address, host="unknown.test")[0] == 204, 15, "the LB's other site to answer")
+    site = f"/etc/nginx/sites-available/garrison-lb-{APP}"
+    upstream = f"/etc/nginx/garrison/{APP}-lb-upstream.conf"
+
+    def live_site() -> tuple[bytes, bytes]:
+        """The site's inode and mtime (a file written and restored gets a new inode), and its bytes."""
+        return lb.exec("stat", "-c", "%i %.9Y", site).stdout, lb.exec("cat", site).stdout
+
+    before = live_site()
+    old_upstream = lb.exec("cat", upstream).stdout
+    assert f"{c1.address}:8000 max_fails=".encode() in old_upstream
+
+    toml = app / "garrison.toml"
+    toml.write_text(toml.read_text().replace(f'names = ["{SERVER_NAME}"]', f'names = ["{SERVER_NAME}"]\ndefault = true'))
+    res = garrison("deploy", cwd=app, env=env)
+    assert res.returncode == 1, (res.stdout, res.stderr)
+    assert live_site() == before
+    errors = [ln for ln in res.stderr.splitlines() if "garrison: error:" in ln]
+    assert len(errors) == 1 and errors[0].startswith("garrison: error: clb: nginx -t rejected the new config"), res.stderr
+    assert "duplicate default server" in errors[0], errors[0]
+    assert "Traceback" not in res.stderr
+    steps = steps_by_host(res.stdout)
+    assert ("site", "changed") in steps["c1"]  # the app host took server.default = true
+    # c1 out of the upstream and back in (at its new slot) went live; the LB's site did not.
+    assert steps["c1"].count(("lb", "changed")) == 2, res.stdout
+    assert ("lb-upstream", "unchanged") in steps["clb"] and ("lb-site", "failed") in steps["clb"], res.stdout
+
+    assert lb.exec("test", "-L", f"/etc/nginx/sites-enabled/garrison-lb-{APP}", check=False).returncode == 0
+    # The upstream did change (the app host serves from its other slot now).
+    now_upstream = lb.exec("cat", upstream).stdout
+    assert f"{c1.address}:8001 max_fails=".encode() in now_upstream and b" down;" not in now_upstream
+    assert_sample_served(lb.address)
+    assert http_get(lb.address, host="unknown.test")[0] == 204  # the other site still answers unknown names
