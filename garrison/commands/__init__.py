@@ -194,3 +194,14 @@ def process_age(pid: int) -> tuple[str, ...]:
 
 def children(pid: int) -> tuple[str, ...]:
     return ("ps", "-o", "pid=", "--ppid", str(pid))
+
+
+def job_run(tool: ToolLayout, layout: Layout, user: str, name: str) -> tuple[str, ...]:
+    """A job's script, run as root through garrison-exec (the env file's secrets, then the app user):
+    the cron line, and `garrison jobs run` where PID 1 is not systemd."""
+    return ("/usr/bin/python3", tool.exec_helper, layout.env_file, user, "--", "/bin/sh", layout.job_script(name))
+
+
+def cron_daemon() -> tuple[str, ...]:
+    """Start Debian's cron (it detaches and writes /run/crond.pid)."""
+    return ("/usr/sbin/cron",)

@@ -20,7 +20,8 @@ from garrison.layout import Layout
 from garrison.render import render_all
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
-CASES = {"minimal", "static_folders", "tcp_bind", "unix_socket_dir", "custom_workers", "server_names", "granian", "sample_app"}
+CASES = {"minimal", "static_folders", "tcp_bind", "unix_socket_dir", "custom_workers", "server_names", "granian", "sample_app",
+         "processes_jobs"}
 
 
 def test_every_case_is_there(golden_cases: dict[str, Path]) -> None:
