@@ -26,6 +26,8 @@ from garrison.steps.drain import Drain
 from garrison.steps.firewall import Firewall
 from garrison.steps.health import Health
 from garrison.steps.hook import PostDeployHook, ReleaseHook
+from garrison.steps.jobs import Jobs
+from garrison.steps.processes import Processes
 from garrison.steps.prune import Prune
 from garrison.steps.release import Release, Target
 from garrison.steps.site import CatchAll, Site
@@ -47,6 +49,7 @@ def serving_steps(kept_release: bool) -> list[Step]:
     return [
         *([Target()] if kept_release else [Release(), Venv()]),
         ConfigFiles(), Supervisor(), ReleaseHook(), Slot(), Upstream(), Drain(), PostDeployHook(),
+        Processes(), Jobs(),
         Tls(), CatchAll(), Site(), Firewall(), Health(), Prune(),
     ]
 
