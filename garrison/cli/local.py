@@ -400,10 +400,21 @@ def jobs() -> None:
 def jobs_run(config_path: Path | None, name: str) -> None:
     """Run job NAME now, as its schedule does (skipped while a run is still going); exit with its exit code."""
     from garrison.hosts.local import LocalExecutor
-    from garrison.workflows.manage import run_job
+    from garrison.workflows.manage import job_host, run_job
 
     project = _project(config_path, sample_if_missing=True)
-    result = run_job(project, LocalExecutor(), name)
+    host = job_host(project.config, name)
+    if host is None:
+        result = run_job(project, LocalExecutor(), name)
+    else:
+        # With [[hosts]] a job is scheduled on one host only: run it there.
+        from garrison.workflows.fleet import SSHOptions, executor_for, host_project
+
+        ex = executor_for(host, SSHOptions.from_env())
+        try:
+            result = run_job(host_project(project, host), ex, name)
+        finally:
+            ex.close()
     if result.output:
         click.echo(result.output, nl=not result.output.endswith("\n"))
     out.print(escape(result.summary))

@@ -9,6 +9,8 @@ from typing import Any
 from garrison import commands as C
 from garrison import facts as F
 from garrison.clock import Clock
+from garrison.config import Config
+from garrison.config.model import Host
 from garrison.errors import ConfigError, HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout
@@ -282,6 +284,15 @@ class JobRun:
     exit_code: int
     summary: str
     output: str  # what the run appended to the job's log
+
+
+def job_host(cfg: Config, name: str) -> Host | None:
+    """The [[hosts]] entry a job is scheduled on (its `host`, else the first app host); None without [[hosts]]."""
+    job = cfg.jobs.get(name)
+    if job is None or not cfg.hosts:
+        return None
+    wanted = job.host or next((h.name for h in cfg.hosts if "app" in h.roles), None)
+    return next((h for h in cfg.hosts if h.name == wanted), None)
 
 
 def run_job(project: Project, host: Executor, name: str) -> JobRun:

@@ -328,3 +328,15 @@ def test_status_reads_the_job_records():
     assert parse_job_record(json.dumps({"start": 10, "end": 14, "exit": 3, "release": "r"})) == {
         "start": 10, "end": 14, "exit": 3, "release": "r"}
     assert parse_job_record(b"") is None and parse_job_record(b"{bad") is None and parse_job_record(b"[]") is None
+
+
+def test_jobs_run_goes_to_the_one_host_the_job_is_scheduled_on():
+    from garrison.workflows.manage import job_host
+
+    hosts = [{"name": "lb", "address": "10.0.0.9", "roles": ["lb"]}, {"name": "web1", "address": "10.0.0.1"},
+             {"name": "web2", "address": "10.0.0.2"}]
+    cfg = parse_config({"app": APP, "hosts": hosts, "jobs": {"a": {"schedule": "@daily", "command": "x"},
+                                                             "b": {"schedule": "@daily", "command": "y", "host": "web2"}}})
+    assert job_host(cfg, "a").name == "web1"  # type: ignore[union-attr]  # the first app host, not the lb
+    assert job_host(cfg, "b").name == "web2"  # type: ignore[union-attr]
+    assert job_host(parse_config({"app": APP, "jobs": {"a": {"schedule": "@daily", "command": "x"}}}), "a") is None
