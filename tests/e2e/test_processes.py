@@ -226,10 +226,10 @@ def test_kill_9_of_the_worker_brings_it_back_within_2_seconds(app):
 
 def test_a_deploy_lets_running_work_finish_in_the_old_release(app):
     old_release = current_release()
-    (SHARED / "job-seconds").write_text("8")
     enqueue("long", seconds=10)
     wait_for((SHARED / "result-long.started").exists, 30, "the 10 s queue job to start")
     clear_of_cron(15)
+    (SHARED / "job-seconds").write_text("8")
     run = subprocess.Popen([sys.executable, "-m", "garrison", "jobs", "run", "rows"], cwd=app,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: _started_since(old_release), 20, "the job run to start")
@@ -256,7 +256,17 @@ def test_a_deploy_lets_running_work_finish_in_the_old_release(app):
 def clear_of_cron(seconds: float) -> None:
     """Wait until cron's next firing (on the minute) is more than `seconds` away, so that a run
     this test starts is not the one cron's run makes skip (or the other way round)."""
-    wait_for(lambda: 1 < time.time() % 60 < 60 - seconds, 60, f"{seconds:.0f} s clear of cron's next minute", interval=0.2)
+    def clear() -> bool:
+        return 1 < time.time() % 60 < 60 - seconds and not _job_running()
+
+    wait_for(clear, 75, f"no job run going and {seconds:.0f} s clear of cron's next minute", interval=0.2)
+
+
+def _job_running() -> bool:
+    try:
+        return alive(int(json.loads((BASE / "jobs" / "rows.started").read_text())["pid"]))
+    except (OSError, ValueError, KeyError):
+        return False
 
 
 def _started_since(release: str) -> bool:
@@ -268,8 +278,8 @@ def _started_since(release: str) -> bool:
 
 
 def test_a_job_never_runs_twice_at_once_and_status_shows_its_last_run(app):
-    (SHARED / "job-seconds").write_text("4")
     clear_of_cron(15)
+    (SHARED / "job-seconds").write_text("4")
     first = subprocess.Popen([sys.executable, "-m", "garrison", "jobs", "run", "rows"], cwd=app,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: _started_since(current_release()) and first.poll() is None, 20, "the first run to start")
