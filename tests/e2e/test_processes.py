@@ -332,3 +332,16 @@ def test_status_lists_the_worker_with_pid_uptime_and_restarts(app):
     row = next(line for line in status.stdout.splitlines() if "process worker" in line)
     pid = worker_pid()
     assert f"pid {pid}, up " in row and "0 restarts" in row, row  # the deploy started a new one
+
+
+def test_down_stops_the_worker_and_unschedules_the_job(app):
+    pid = worker_pid()
+    assert pid is not None
+    proc = garrison("down", cwd=app)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    wait_for(lambda: not alive(pid), 35, "the worker to stop")
+    assert worker_pid(("STARTING", "RUNNING", "BACKOFF")) is None
+    assert not Path("/etc/garrison/supervisor.d/proctest-worker.conf").exists()
+    assert not Path("/etc/cron.d/garrison-proctest").exists()
+    # down keeps the data and the jobs' records; only --purge (the fixture's teardown) removes them.
+    assert (SHARED / "rows.txt").exists() and (BASE / "jobs" / "rows.finished").exists()
