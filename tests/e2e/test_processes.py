@@ -234,6 +234,9 @@ def test_a_deploy_lets_running_work_finish_in_the_old_release(app):
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wait_for(lambda: _started_since(old_release), 20, "the job run to start")
     write_app(app, text="v2")
+    plan = {d["step"]: d for d in json.loads(garrison("up", "--plan", "--json", cwd=app, check=True).stdout)}
+    assert plan["processes"]["action"] == "change" and plan["processes"]["reason"] == "worker: restart: new release"
+    assert plan["jobs"]["action"] == "unchanged", plan["jobs"]
     proc = garrison("up", cwd=app)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "processes" in proc.stdout and "restart: new release" in proc.stdout, proc.stdout
@@ -332,6 +335,12 @@ def test_status_lists_the_worker_with_pid_uptime_and_restarts(app):
     row = next(line for line in status.stdout.splitlines() if "process worker" in line)
     pid = worker_pid()
     assert f"pid {pid}, up " in row and "0 restarts" in row, row  # the deploy started a new one
+
+
+def test_a_plan_after_up_has_nothing_to_do_for_processes_and_jobs(app):
+    plan = {d["step"]: d for d in json.loads(garrison("up", "--plan", "--json", cwd=app, check=True).stdout)}
+    assert plan["processes"]["action"] == "unchanged" and "worker (1) running the live release" in plan["processes"]["reason"]
+    assert plan["jobs"]["action"] == "unchanged" and plan["jobs"]["reason"] == "rows (* * * * *) scheduled by cron"
 
 
 def test_down_stops_the_worker_and_unschedules_the_job(app):
