@@ -218,6 +218,66 @@ class Layout:
     @property
     def lb_error_log(self) -> str:
         return self.p(f"/var/log/nginx/garrison-lb-{self.app}.error.log")
+    # Worker processes ([processes.NAME]) and scheduled jobs ([jobs.NAME]).
+    def process_script(self, name: str) -> str:
+        return posixpath.join(self.etc_dir, f"process-{name}.sh")
+
+    def process_unit(self, name: str) -> str:
+        return self.p(f"/etc/systemd/system/{self.app}-{name}@.service")
+
+    def process_instance(self, name: str, index: int) -> str:
+        return f"{self.app}-{name}@{index}.service"
+
+    def process_program(self, name: str) -> str:
+        """supervisord's group (and program) name; its processes are <group>-0, <group>-1, ..."""
+        return f"{self.app}-{name}"
+
+    def process_program_conf(self, name: str) -> str:
+        return self.p(f"/etc/garrison/supervisor.d/{self.app}-{name}.conf")
+
+    def process_log(self, name: str) -> str:
+        return posixpath.join(self.log_dir, f"process-{name}.log")
+
+    def process_starts(self, name: str, index: int | str) -> str:
+        """One line per start of an instance, written by its launcher: restarts = lines - 1."""
+        return posixpath.join(self.run_dir, f"process-{name}-{index}.starts")
+
+    @property
+    def jobs_dir(self) -> str:
+        """The app user's: each job's lock and the record of its last run."""
+        return posixpath.join(self.base, "jobs")
+
+    def job_script(self, name: str) -> str:
+        return posixpath.join(self.etc_dir, f"job-{name}.sh")
+
+    def job_lock(self, name: str) -> str:
+        return posixpath.join(self.jobs_dir, f"{name}.lock")
+
+    def job_started(self, name: str) -> str:
+        return posixpath.join(self.jobs_dir, f"{name}.started")
+
+    def job_finished(self, name: str) -> str:
+        return posixpath.join(self.jobs_dir, f"{name}.finished")
+
+    def job_log(self, name: str) -> str:
+        return posixpath.join(self.log_dir, f"job-{name}.log")
+
+    def job_unit(self, name: str) -> str:
+        return self.p(f"/etc/systemd/system/{self.job_service(name)}")
+
+    def job_timer(self, name: str) -> str:
+        return self.p(f"/etc/systemd/system/{self.app}-job-{name}.timer")
+
+    def job_service(self, name: str) -> str:
+        return f"{self.app}-job-{name}.service"
+
+    def job_timer_unit(self, name: str) -> str:
+        return f"{self.app}-job-{name}.timer"
+
+    @property
+    def cron_file(self) -> str:
+        """Where PID 1 is not systemd: the app's jobs as cron lines (no dots: cron skips such names)."""
+        return self.p(f"/etc/cron.d/garrison-{self.app}")
 
 
 @dataclass(frozen=True)

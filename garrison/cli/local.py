@@ -359,19 +359,20 @@ def status(config_path: Path | None) -> None:
 
 @main.command()
 @config_option
-@click.argument("which", type=click.Choice(["error", "access", "nginx", "nginx-error", "supervisor"]), default="error")
+@click.argument("which", nargs=-1)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @click.option("--lines", "-n", type=int, default=50, show_default=True)
 @boundary
-def logs(config_path: Path | None, which: str, follow: bool, lines: int) -> None:
-    """Show the app's logs: gunicorn error (default) or access log, nginx's, supervisor's."""
+def logs(config_path: Path | None, which: tuple[str, ...], follow: bool, lines: int) -> None:
+    """Show the app's logs: gunicorn error (default) or access log, nginx's, supervisor's,
+    a worker process's (NAME) or a job's (job NAME)."""
     import os
 
     from garrison.hosts.local import LocalExecutor
     from garrison.workflows.manage import log_path
 
     project = _project(config_path, sample_if_missing=True)
-    path = log_path(project, LocalExecutor(), which)
+    path = log_path(project, LocalExecutor(), " ".join(which) or "error")
     if not Path(path).exists():
         raise GarrisonError(f"{path}: no such log yet; has `garrison up` run?")
     argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [path]
@@ -409,3 +410,37 @@ def down(config_path: Path | None, purge: bool) -> None:
     project = _project(config_path, sample_if_missing=True)
     do_down(project, LocalExecutor(), Run(reporter=ConsoleReporter()), purge=purge)
     out.print(f"{project.config.app.name} is down" + (" and purged" if purge else ""))
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled jobs ([jobs.NAME] in garrison.toml)."""
+
+
+@jobs.command("run")
+@config_option
+@click.argument("name")
+@boundary
+def jobs_run(config_path: Path | None, name: str) -> None:
+    """Run job NAME now, as its schedule does (skipped while a run is still going); exit with its exit code."""
+    from garrison.hosts.local import LocalExecutor
+    from garrison.workflows.manage import job_host, run_job
+
+    project = _project(config_path, sample_if_missing=True)
+    host = job_host(project.config, name)
+    if host is None:
+        result = run_job(project, LocalExecutor(), name)
+    else:
+        # With [[hosts]] a job is scheduled on one host only: run it there.
+        from garrison.workflows.fleet import SSHOptions, executor_for, host_project
+
+        ex = executor_for(host, SSHOptions.from_env())
+        try:
+            result = run_job(host_project(project, host), ex, name)
+        finally:
+            ex.close()
+    if result.output:
+        click.echo(result.output, nl=not result.output.endswith("\n"))
+    out.print(escape(result.summary))
+    sys.exit(result.exit_code)
+

@@ -332,19 +332,20 @@ def _status(ctx: click.Context, config_path: Path | None, host_names: tuple[str,
 
 @click.command("logs")
 @config_option
-@click.argument("which", type=click.Choice(["error", "access", "nginx", "nginx-error", "supervisor"]), default="error")
+@click.argument("which", nargs=-1)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines (on [[hosts]]: every host's, prefixed) until Ctrl-C.")
 @click.option("--lines", "-n", type=int, default=50, show_default=True)
 @_with(ssh_options)
 @click.pass_context
-def logs_cmd(ctx: click.Context, config_path: Path | None, which: str, follow: bool, lines: int,
+def logs_cmd(ctx: click.Context, config_path: Path | None, which: tuple[str, ...], follow: bool, lines: int,
              host_names: tuple[str, ...], trust_new_hosts: bool) -> None:
-    """Show the app's logs: gunicorn error (default) or access log, nginx's, supervisor's (on [[hosts]]: each host's, prefixed)."""
+    """Show the app's logs: gunicorn error (default) or access log, nginx's, supervisor's, a process's (NAME),
+    a job's (job NAME) (on [[hosts]]: each host's, prefixed)."""
     sys.exit(_logs(ctx, config_path, which, follow, lines, host_names, trust_new_hosts))
 
 
 @boundary
-def _logs(ctx: click.Context, config_path: Path | None, which: str, follow: bool, lines: int, host_names: tuple[str, ...],
+def _logs(ctx: click.Context, config_path: Path | None, which: tuple[str, ...], follow: bool, lines: int, host_names: tuple[str, ...],
           trust_new_hosts: bool) -> int:
     from garrison.cli.local import logs as local_logs
     from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
@@ -364,7 +365,7 @@ def _logs(ctx: click.Context, config_path: Path | None, which: str, follow: bool
         keep_open = False
         try:
             hp = host_project(project, h)
-            path = log_path(hp, ex, which)  # supervisor: the live slot of THAT host
+            path = log_path(hp, ex, " ".join(which) or "error")  # supervisor: the live slot of THAT host
             res = ex.run(("tail", "-n", str(lines), path), check=False)
             if res.ok and follow:
                 # Following starts after the last line shown: tail -n 0.

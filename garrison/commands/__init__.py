@@ -219,3 +219,12 @@ def pip_freeze(venv: str, uv: str | None) -> tuple[str, ...]:
 def uv_compile(uv: str, python: str, source_file: str, extra: Iterable[str]) -> tuple[str, ...]:
     """What a requirements file (or pyproject.toml) alone resolves to, pinned, on stdout."""
     return (uv, "pip", "compile", "--quiet", "--no-header", "--no-annotate", "--python", python, *extra, source_file)
+def job_run(tool: ToolLayout, layout: Layout, user: str, name: str) -> tuple[str, ...]:
+    """A job's script, run as root through garrison-exec (the env file's secrets, then the app user):
+    the cron line, and `garrison jobs run` where PID 1 is not systemd."""
+    return ("/usr/bin/python3", tool.exec_helper, layout.env_file, user, "--", "/bin/sh", layout.job_script(name))
+
+
+def cron_daemon() -> tuple[str, ...]:
+    """Start Debian's cron (it detaches and writes /run/crond.pid)."""
+    return ("/usr/sbin/cron",)

@@ -558,6 +558,164 @@ class Host(_Strict):
         return v
 
 
+# A process or job name becomes part of unit, program and file names: <app>-<name>@.service,
+# <app>-job-<name>.timer, /var/log/<app>/process-<name>.log.
+PROCESS_NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,30}$")
+# Names a process may not take: the web server's own, and supervisord's web slot programs (<app>-blue).
+RESERVED_PROCESS_NAMES = {"web": "the app's web server (gunicorn)", "blue": "a web slot", "green": "a web slot"}
+CRON_MACROS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
+               "@monthly": "0 0 1 * *"}
+# minute, hour, day of month, month, day of week: (low, high, names)
+CRON_FIELDS: tuple[tuple[str, int, int, tuple[str, ...]], ...] = (
+    ("minute", 0, 59, ()),
+    ("hour", 0, 23, ()),
+    ("day of month", 1, 31, ()),
+    ("month", 1, 12, ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")),
+    ("day of week", 0, 7, ("sun", "mon", "tue", "wed", "thu", "fri", "sat")),
+)
+
+
+def _cron_value(text: str, low: int, names: tuple[str, ...]) -> int:
+    if text.isdigit():
+        return int(text)
+    if text.lower() in names:
+        return names.index(text.lower()) + low
+    raise ValueError(text)
+
+
+def cron_field(text: str, low: int, high: int, names: tuple[str, ...] = ()) -> frozenset[int]:
+    """The values one cron field matches: `*`, `*/n`, `a`, `a-b`, `a-b/n`, and lists of these.
+
+    Raises ValueError (with the part it could not read) for anything else."""
+    values: set[int] = set()
+    for part in text.split(","):
+        rng, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(part)
+        if rng == "*":
+            a, b = low, high
+        elif "-" in rng:
+            first, _, last = rng.partition("-")
+            a, b = _cron_value(first, low, names), _cron_value(last, low, names)
+        elif step is None:
+            a = b = _cron_value(rng, low, names)
+        else:
+            raise ValueError(part)  # "a/n": cron steps only through a range
+        if not low <= a <= b <= high:
+            raise ValueError(part)
+        values.update(range(a, b + 1, step or 1))
+    return frozenset(values)
+
+
+def cron_schedule(text: str) -> tuple[frozenset[int], ...]:
+    """A schedule's five fields as the sets of values they match (day of week 7 is 0, Sunday)."""
+    fields = CRON_MACROS.get(text.strip(), text).split()
+    if len(fields) != 5:
+        raise ValueError(f"it has {len(fields)} fields, not 5")
+    out = []
+    for (what, low, high, names), field in zip(CRON_FIELDS, fields, strict=True):
+        try:
+            out.append(cron_field(field, low, high, names))
+        except ValueError:
+            raise ValueError(f'"{field}" is not a valid {what} field') from None
+    dow = out[4]
+    out[4] = frozenset({d % 7 for d in dow})
+    return tuple(out)
+
+
+def _one_line_command(v: Any) -> str:
+    if not isinstance(v, str) or not v.strip() or "\n" in v or "\0" in v:
+        raise ValueError(f"expected a one-line shell command, got {_got(v)}")
+    return v.strip()
+
+
+class Process(_Strict):
+    """A long-running process of the app besides the web server (a queue worker)."""
+
+    command: str = Field(
+        description='one command (run with exec by /bin/sh: $VARIABLES expand) in the live release with the venv on PATH, e.g. "rq worker"'
+    )
+    count: int = Field(1, description="how many copies run")
+    stop_timeout: int = Field(30, description="seconds after SIGTERM (on a deploy or down) before SIGKILL")
+    hosts: tuple[str, ...] | None = Field(None, description="[[hosts]] names it runs on (default: every app host)")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _cmd(cls, v: Any) -> str:
+        return _one_line_command(v)
+
+    @field_validator("count", "stop_timeout", mode="before")
+    @classmethod
+    def _pos(cls, v: Any) -> int:
+        return _positive(v)
+
+    @field_validator("hosts", mode="before")
+    @classmethod
+    def _hosts(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        if not isinstance(v, list) or not v or not all(isinstance(h, str) for h in v):
+            raise ValueError(f'expected a non-empty list of [[hosts]] names, e.g. ["web2"], got {_got(v)}')
+        return tuple(v)
+
+
+class Job(_Strict):
+    """A command run on a schedule (cron syntax), never twice at once."""
+
+    schedule: str = Field(description='cron syntax "m h dom mon dow", e.g. "*/5 * * * *", or @hourly, @daily, @weekly')
+    command: str = Field(description="shell command run as the app user in the live release, with the venv on PATH")
+    timeout: int | None = Field(None, description="seconds a run may take before it is stopped (default: no limit)")
+    host: str | None = Field(None, description="the [[hosts]] name it runs on (default: the first app host)")
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule(cls, v: Any) -> str:
+        if isinstance(v, str):
+            try:
+                cron_schedule(v)
+            except ValueError as exc:
+                raise ValueError(
+                    f'expected cron syntax "minute hour day-of-month month day-of-week" (e.g. "*/5 * * * *") '
+                    f"or @hourly, @daily, @weekly, @monthly, got {_got(v)}: {exc}"
+                ) from None
+            # Stored as five fields: cron and systemd's calendar are both rendered from them.
+            return " ".join(CRON_MACROS.get(v.strip(), v).split())
+        raise ValueError(f'expected a cron schedule such as "*/5 * * * *" or "@daily", got {_got(v)}')
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _cmd(cls, v: Any) -> str:
+        return _one_line_command(v)
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout(cls, v: Any) -> Any:
+        return None if v is None else _positive(v)
+
+    @field_validator("host", mode="before")
+    @classmethod
+    def _host(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, str):
+            raise ValueError(f"expected the name of one of [[hosts]], got {_got(v)}")
+        return v
+
+
+def _named_tables(kind: str, v: Any) -> Any:
+    """[processes.NAME] / [jobs.NAME]: a table of tables whose names fit unit and file names."""
+    if not isinstance(v, dict):
+        raise ValueError(f"expected tables [{kind}.NAME], got {_got(v)}")
+    for name in v:
+        if name in RESERVED_PROCESS_NAMES and kind == "processes":
+            raise ValueError(f'{kind}.{name}: expected another name: "{name}" is {RESERVED_PROCESS_NAMES[name]}')
+        if not PROCESS_NAME_RE.match(name):
+            raise ValueError(
+                f"{kind}.{name}: expected a name of lowercase letters, digits, _ and - (starting with a letter, "
+                f"at most 31 characters), got {_got(name)}"
+            )
+    return v
+
+
 class Config(_Strict):
     """The whole of garrison.toml."""
 
@@ -567,6 +725,8 @@ class Config(_Strict):
     nginx: Nginx = Nginx()
     hooks: Hooks = Hooks()
     hosts: tuple[Host, ...] = Field((), description="servers for `garrison deploy`")
+    processes: dict[str, Process] = Field(default_factory=dict, description="worker processes, [processes.NAME]")
+    jobs: dict[str, Job] = Field(default_factory=dict, description="scheduled jobs, [jobs.NAME]")
 
     @field_validator("hosts", mode="before")
     @classmethod
@@ -584,6 +744,28 @@ class Config(_Strict):
                 raise ValueError(f'expected unique host names, got "{h.name}" twice')
             seen.add(h.name)
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _table_names(cls, data: Any) -> Any:
+        # Checked here rather than on the fields, so that the error names the key (processes.web).
+        if isinstance(data, dict):
+            for kind in ("processes", "jobs"):
+                if kind in data:
+                    _named_tables(kind, data[kind])
+        return data
+
+    @model_validator(mode="after")
+    def _pinned_hosts(self) -> Config:
+        names = [h.name for h in self.hosts if "app" in h.roles]
+        for pname, proc in self.processes.items():
+            for h in proc.hosts or ():
+                if h not in names:
+                    raise ValueError(f"processes.{pname}.hosts: expected names of app [[hosts]] ({', '.join(names) or 'none'}), got \"{h}\"")
+        for jname, job in self.jobs.items():
+            if job.host is not None and job.host not in names:
+                raise ValueError(f"jobs.{jname}.host: expected the name of an app [[hosts]] ({', '.join(names) or 'none'}), got \"{job.host}\"")
+        return self
 
     @property
     def user(self) -> str:

@@ -7,6 +7,7 @@ ones). The doctor's larger set of facts lives in `garrison.facts.doctor`.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from collections.abc import Iterable
@@ -207,3 +208,42 @@ def default_server_files(configs: dict[str, str], port: int) -> list[str]:
                     found.append(path)
                     break
     return found
+
+
+# ---- worker processes and jobs -------------------------------------------------------
+
+CROND_PID_FILE = "/run/crond.pid"  # → parse_pid (Debian's cron writes it)
+
+
+def systemd_main_pid(unit: str) -> tuple[str, ...]:
+    """→ parse_pid (0, i.e. None, when the unit runs nothing)."""
+    return ("systemctl", "show", "--property", "MainPID", "--value", unit)
+
+
+def parse_supervisor_status(text: str) -> dict[str, tuple[str, int | None]]:
+    """`supervisorctl status` lines → {"group:name" or "name": (STATE, pid or None)}.
+
+    e.g. "shop-worker:shop-worker-0   RUNNING   pid 4242, uptime 0:01:02"."""
+    out: dict[str, tuple[str, int | None]] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if len(words) < 2 or not words[1].isupper():
+            continue
+        pid = None
+        if len(words) >= 4 and words[2] == "pid":
+            pid = parse_pid(words[3].rstrip(","))
+        out[words[0]] = (words[1], pid)
+    return out
+
+
+def parse_job_record(text: str | bytes | None) -> dict[str, int | str] | None:
+    """A job's .started or .finished file (JSON the job script writes), or None if unreadable."""
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("start"), int):
+        return None
+    return {k: v for k, v in data.items() if isinstance(v, int | str)}

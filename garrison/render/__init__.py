@@ -10,12 +10,15 @@ a load-balancer host (role "lb"): its site and the upstream of the app hosts.
 from __future__ import annotations
 
 import posixpath
+import shlex
 from dataclasses import dataclass
 from functools import lru_cache
 
 import jinja2
 
+from garrison import commands as C
 from garrison.config import Config
+from garrison.config.model import cron_schedule
 from garrison.layout import SLOTS, Layout, ToolLayout
 
 
@@ -30,16 +33,17 @@ def _env() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["pyrepr"] = repr
+    env.filters["shquote"] = shlex.quote
     return env
 
 
-def _render(name: str, cfg: Config | None, layout: Layout | None, **extra: object) -> str:
+def _render(template: str, cfg: Config | None, layout: Layout | None, **extra: object) -> str:
     ctx: dict[str, object] = dict(extra)
     if cfg is not None:
         ctx.update(app=cfg.app.name, user=cfg.user, a=cfg.app, s=cfg.server, g=cfg.gunicorn, n=cfg.nginx, cfg=cfg)
     if layout is not None:
         ctx["L"] = layout
-    return _env().get_template(name).render(ctx)
+    return _env().get_template(template).render(ctx)
 
 
 ACME_ROOT = "/var/lib/garrison/acme"
@@ -146,6 +150,67 @@ def lb_site(cfg: Config, layout: Layout, *, ipv6: bool = True) -> str:
 def render_lb(cfg: Config, layout: Layout, servers: list[LbServer], *, ipv6: bool = True) -> dict[str, str]:
     """Every file of the app on a load balancer, keyed by its absolute path under `layout`."""
     return {layout.lb_site: lb_site(cfg, layout, ipv6=ipv6), layout.lb_upstream: lb_upstream(cfg, servers)}
+# -- worker processes and scheduled jobs -------------------------------------------------
+
+def process_script(cfg: Config, layout: Layout, name: str) -> str:
+    """The launcher both service managers start (as the app user, with the env file's variables)."""
+    return _render("process.sh.j2", cfg, layout, name=name, p=cfg.processes[name])
+
+
+def process_unit(cfg: Config, layout: Layout, name: str) -> str:
+    """systemd's template unit of a process: <app>-<name>@<copy>.service."""
+    return _render("systemd_process.service.j2", cfg, layout, name=name, p=cfg.processes[name])
+
+
+def process_program(cfg: Config, layout: Layout, name: str, tool: ToolLayout | None = None) -> str:
+    """supervisord's program of a process (numprocs = count)."""
+    return _render("supervisor_process.conf.j2", cfg, layout, name=name, p=cfg.processes[name],
+                   T=tool or ToolLayout(layout.root))
+
+
+def job_script(cfg: Config, layout: Layout, name: str) -> str:
+    return _render("job.sh.j2", cfg, layout, name=name, j=cfg.jobs[name])
+
+
+def job_unit(cfg: Config, layout: Layout, name: str) -> str:
+    return _render("systemd_job.service.j2", cfg, layout, name=name, j=cfg.jobs[name])
+
+
+def job_timer(cfg: Config, layout: Layout, name: str) -> str:
+    return _render("systemd_job.timer.j2", cfg, layout, name=name, j=cfg.jobs[name],
+                   calendar=on_calendar(cfg.jobs[name].schedule))
+
+
+def cron_jobs(cfg: Config, layout: Layout, names: list[str], tool: ToolLayout | None = None) -> str:
+    """/etc/cron.d/garrison-<app>: one line per job (where PID 1 is not systemd)."""
+    tool = tool or ToolLayout(layout.root)
+    jobs = [(n, cfg.jobs[n], " ".join(C.job_run(tool, layout, cfg.user, n))) for n in names]
+    return _render("cron_jobs.j2", cfg, layout, jobs=jobs)
+
+
+WEEKDAYS = ("Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat")
+
+
+def _calendar_values(values: frozenset[int], low: int, high: int, fmt: str = "{:02d}") -> str:
+    if values == frozenset(range(low, high + 1)):
+        return "*"
+    return ",".join(fmt.format(v) for v in sorted(values))
+
+
+def on_calendar(schedule: str) -> list[str]:
+    """A cron schedule as systemd OnCalendar= values, each field spelled out as a list.
+
+    cron runs a job when the day of month OR the day of week matches if both are
+    restricted; systemd's fields all have to match, so that case takes two values."""
+    minute, hour, dom, month, dow = cron_schedule(schedule)
+    m = _calendar_values(minute, 0, 59)
+    h = _calendar_values(hour, 0, 23)
+    d = _calendar_values(dom, 1, 31)
+    mo = _calendar_values(month, 1, 12)
+    w = "" if dow == frozenset(range(7)) else ",".join(WEEKDAYS[v] for v in sorted(dow)) + " "
+    if d != "*" and w:
+        return [f"*-{mo}-{d} {h}:{m}:00", f"{w}*-{mo}-* {h}:{m}:00"]
+    return [f"{w}*-{mo}-{d} {h}:{m}:00"]
 
 
 def render_all(
@@ -171,6 +236,16 @@ def render_all(
     }
     if cfg.app.server == "granian":
         files[layout.granian_script] = granian_script(cfg, layout)
+    for name in cfg.processes:
+        files[layout.process_script(name)] = process_script(cfg, layout, name)
+        files[layout.process_unit(name)] = process_unit(cfg, layout, name)
+        files[layout.process_program_conf(name)] = process_program(cfg, layout, name, tool)
+    for name in cfg.jobs:
+        files[layout.job_script(name)] = job_script(cfg, layout, name)
+        files[layout.job_unit(name)] = job_unit(cfg, layout, name)
+        files[layout.job_timer(name)] = job_timer(cfg, layout, name)
+    if cfg.jobs:
+        files[layout.cron_file] = cron_jobs(cfg, layout, list(cfg.jobs), tool)
     return files
 
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
 
 from garrison import commands as C
 from garrison import facts as F
 from garrison.clock import Clock
-from garrison.errors import HostError
+from garrison.config import Config
+from garrison.config.model import Host
+from garrison.errors import ConfigError, HostError
 from garrison.hosts import Executor
 from garrison.layout import SLOTS, Layout
 from garrison.project import Project
-from garrison.state import AppOnHost
-from garrison.steps import slots
+from garrison.state import AppOnHost, HostFacts
+from garrison.steps import jobs, processes, slots
 from garrison.workflows import CHANGED, Run
 from garrison.workflows.up import context
 
@@ -64,6 +68,7 @@ def status(project: Project, host: Executor) -> Status:
             st.rows.append((f"gunicorn {slot}", f"running under {manager}, pid {pid}, {workers} workers, up {_ago(up_s)}"))
         elif slot == live:
             st.rows.append((f"gunicorn {slot}", f"NOT running under {manager}"))
+    st.rows += process_rows(project, host, facts, state) + job_rows(u, facts, state)
     nginx_pid = F.parse_pid(h.read_file("/run/nginx.pid"))
     nginx_ok = u.nginx_running()
     st.rows.append(("nginx", f"running, pid {nginx_pid}" if nginx_ok else "NOT running"))
@@ -75,17 +80,86 @@ def status(project: Project, host: Executor) -> Status:
     return st
 
 
+LOGS = ("error", "access", "nginx", "nginx-error", "supervisor")
+
+
 def log_path(project: Project, host: Executor, which: str) -> str:
-    """The file `garrison logs WHICH` shows, on host (the live slot's, for supervisor)."""
-    L = Layout.of(project.config)
+    """The file `garrison logs WHICH` shows, on host (the live slot's, for supervisor);
+    WHICH may also be a process's name, or "job NAME"."""
+    cfg = project.config
+    L = Layout.of(cfg)
+    kind, _, name = which.partition(" ")
+    if kind == "job" and name:
+        if name not in cfg.jobs:
+            raise ConfigError(f"logs job {name}: no [jobs.{name}] in garrison.toml; jobs: {', '.join(cfg.jobs) or 'none'}")
+        return L.job_log(name)
+    if which in cfg.processes:
+        return L.process_log(which)
     if which == "supervisor":
-        return L.supervisor_log(AppOnHost(project.config, host).live_slot() or "blue")
+        return L.supervisor_log(AppOnHost(cfg, host).live_slot() or "blue")
+    if which not in LOGS:
+        names = [*LOGS, *cfg.processes] + (["job NAME"] if cfg.jobs else [])
+        raise ConfigError(f"logs {which}: no such log or process; expected one of: {', '.join(names)}")
     return {
         "error": L.error_log,
         "access": L.access_log,
         "nginx": L.nginx_access_log,
         "nginx-error": L.nginx_error_log,
     }[which]
+
+
+def process_rows(project: Project, h: Executor, facts: HostFacts, state: dict[str, Any]) -> list[tuple[str, str]]:
+    """One row per worker process: its copies' pids, uptimes and restarts."""
+    ctx = context(project, h)
+    ctx.facts = facts
+    u = ctx.app
+    manager = "systemd" if facts.systemd else "supervisord"
+    rows = []
+    recorded = state.get("processes", {})
+    for name in sorted(set(u.cfg.processes) | set(recorded)):
+        count = u.cfg.processes[name].count if name in u.cfg.processes else int(recorded[name].get("count", 1))
+        running = processes.copies(ctx, name, count)
+        parts = []
+        for i in range(count):
+            pid = running.get(i)
+            if i not in running:
+                parts.append(f"#{i} NOT running")
+                continue
+            age = h.run(C.process_age(pid), check=False) if pid else None
+            up = f", up {_ago(float(age.stdout.strip()))}" if age and age.ok and age.stdout.strip() else ""
+            restarts = max(0, processes.starts(ctx, name, i) - 1)
+            parts.append(f"#{i} pid {pid}{up}, {restarts} restart{'s' if restarts != 1 else ''}")
+        rows.append((f"process {name}", f"{len(running)}/{count} running under {manager}: " + "; ".join(parts)))
+    return rows
+
+
+def _when(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def job_rows(u: AppOnHost, facts: HostFacts, state: dict[str, Any]) -> list[tuple[str, str]]:
+    """One row per job: its schedule, its last finished run, and a run going on now."""
+    h, L = u.host, u.L
+    scheduler = "systemd timer" if facts.systemd else "cron"
+    rows = []
+    for name in sorted(set(u.cfg.jobs) | set(state.get("jobs", []))):
+        job = u.cfg.jobs.get(name)
+        text = f'"{job.schedule}" ({scheduler})' if job else "no longer in garrison.toml"
+        done = F.parse_job_record(h.read_file(L.job_finished(name)))
+        started = F.parse_job_record(h.read_file(L.job_started(name)))
+        if done:
+            took = int(done.get("end", done["start"])) - int(done["start"])
+            text += f"; last run {_when(int(done['start']))}, {took} s, exit {done.get('exit')}"
+        elif not started:
+            text += "; has not run yet"
+        if started and (not done or int(started["start"]) > int(done["start"])):
+            pid = started.get("pid")
+            if isinstance(pid, int) and u.alive(pid):
+                text += f"; running since {_when(int(started['start']))} (pid {pid})"
+            else:
+                text += f"; the run started {_when(int(started['start']))} ended without a record (killed?)"
+        rows.append((f"job {name}", text))
+    return rows
 
 
 def _end_user_processes(h: Executor, uid: int, clock: Clock, grace: float = 5.0) -> None:
@@ -149,6 +223,27 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
         state["slots"] = {}
         if h.exists(L.base):
             u.write_state(state)
+    with run.step("processes", "stopping worker processes and jobs") as st:
+        recorded = state.get("processes", {})
+        names = sorted(set(cfg.processes) | set(recorded))
+        for name in names:
+            rec = recorded.get(name, {})
+            proc = cfg.processes.get(name)
+            count = max(int(rec.get("count", 1)), proc.count if proc else 1)
+            processes.stop(ctx, name, count, int(rec.get("stop_timeout", proc.stop_timeout if proc else 30)))
+            processes.remove_files(ctx, name, count)
+        job_names = sorted(set(cfg.jobs) | set(state.get("jobs", [])))
+        jobs.remove(ctx, job_names)
+        cron_gone = h.remove(L.cron_file)
+        if names or job_names or cron_gone:
+            st.status = CHANGED
+            st.detail = f"processes stopped ({', '.join(names) or 'none'}); jobs unscheduled ({', '.join(job_names) or 'none'})"
+        else:
+            st.detail = "no processes or jobs"
+        state.pop("processes", None)
+        state.pop("jobs", None)
+        if h.exists(L.base):
+            u.write_state(state)
     if not purge:
         return
     with run.step("purge", "removing the app's user, files and logs") as st:
@@ -182,4 +277,48 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
             st.status, st.detail = CHANGED, f"removed {', '.join(removed)}"
         else:
             st.detail = f"nothing to remove: {cfg.app.name} has no files, logs or user on {h.name}"
+
+
+@dataclass
+class JobRun:
+    exit_code: int
+    summary: str
+    output: str  # what the run appended to the job's log
+
+
+def job_host(cfg: Config, name: str) -> Host | None:
+    """The [[hosts]] entry a job is scheduled on (its `host`, else the first app host); None without [[hosts]]."""
+    job = cfg.jobs.get(name)
+    if job is None or not cfg.hosts:
+        return None
+    wanted = job.host or next((h.name for h in cfg.hosts if "app" in h.roles), None)
+    return next((h for h in cfg.hosts if h.name == wanted), None)
+
+
+def run_job(project: Project, host: Executor, name: str) -> JobRun:
+    """`garrison jobs run NAME`: one run now, exactly as its schedule starts it (the timer's
+    service, or the cron line's command), so it takes the same lock and leaves the same record."""
+    cfg = project.config
+    if name not in cfg.jobs:
+        raise ConfigError(f"jobs run {name}: no [jobs.{name}] in garrison.toml; jobs: {', '.join(cfg.jobs) or 'none'}")
+    u = AppOnHost(cfg, host)
+    L = u.L
+    if name not in u.read_state().get("jobs", []):
+        raise HostError(f"{host.name}: job {name} is not scheduled here; run `garrison up` first")
+    facts = u.host_facts()
+    before = F.parse_job_record(host.read_file(L.job_finished(name)))
+    offset = u.log_size(L.job_log(name))
+    wait = (cfg.jobs[name].timeout or 7 * 86400) + 60
+    argv = C.systemctl("start", L.job_service(name)) if facts.systemd else C.job_run(u.tool, L, cfg.user, name)
+    res = host.run(argv, check=False, timeout=wait)
+    output = u.log_since(L.job_log(name), offset)
+    after = F.parse_job_record(host.read_file(L.job_finished(name)))
+    if after is not None and after != before:
+        code = int(after.get("exit", 1))
+        took = int(after.get("end", after["start"])) - int(after["start"])
+        return JobRun(code, f"job {name} exited {code} after {took} s in release {after.get('release')} (log: {L.job_log(name)})", output)
+    if "skipped: the previous run is still going" in output:
+        return JobRun(75, f"job {name} skipped: its previous run is still going (log: {L.job_log(name)})", output)
+    detail = (res.stderr.strip() or res.stdout.strip() or output.strip() or "no output").splitlines()[-1]
+    raise HostError(f"{host.name}: job {name} did not run: `{' '.join(argv)}` exited {res.returncode}: {detail}")
 

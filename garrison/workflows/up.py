@@ -26,7 +26,9 @@ from garrison.steps.drain import Drain
 from garrison.steps.firewall import Firewall
 from garrison.steps.health import Health
 from garrison.steps.hook import FirstDeployHook, PostDeployHook, ReleaseHook
+from garrison.steps.jobs import Jobs
 from garrison.steps.persist import Persist
+from garrison.steps.processes import Processes
 from garrison.steps.prune import Prune
 from garrison.steps.release import Release, Target
 from garrison.steps.site import CatchAll, Site
@@ -48,6 +50,7 @@ def serving_steps(kept_release: bool) -> list[Step]:
     return [
         *([Target()] if kept_release else [Release(), Venv()]),
         Persist(), ConfigFiles(), Supervisor(), ReleaseHook(), FirstDeployHook(), Slot(), Upstream(), Drain(), PostDeployHook(),
+        Processes(), Jobs(),
         Tls(), CatchAll(), Site(), Firewall(), Health(), Prune(),
     ]
 

@@ -22,7 +22,7 @@ from garrison.render import LbServer, render_all, render_lb
 
 EXPECTED = Path(__file__).resolve().parent / "expected"
 CASES = {"minimal", "static_folders", "tcp_bind", "unix_socket_dir", "custom_workers", "server_names", "granian", "sample_app",
-         "load_balancer"}
+         "load_balancer", "processes_jobs"}
 
 
 def lb_servers(cfg: Config) -> list[LbServer]:

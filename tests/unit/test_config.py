@@ -62,7 +62,7 @@ def example_keys() -> list[ExampleKey]:
     keys = []
     for i, line in enumerate(example_lines()):
         if m := HEADER_RE.match(line):
-            table = m["table"]
+            table = named_table(m["table"])
             keys.append(ExampleKey(table, i, False, ""))
         elif m := KEY_RE.match(line):
             path = f"{table}.{m['key']}" if table else m["key"]
@@ -72,6 +72,15 @@ def example_keys() -> list[ExampleKey]:
                 for inner in re.findall(r"([a-z_]+) = ", m["value"]):
                     keys.append(ExampleKey(f"{path}.{inner}", i, bool(m["hash"]), ""))
     return keys
+
+
+def named_table(table: str) -> str:
+    """[processes.worker] documents the keys of any [processes.NAME]: its path is "processes"."""
+    first, _, _ = table.partition(".")
+    field = Config.model_fields.get(first)
+    if field is not None and typing.get_origin(field.annotation) is dict:
+        return first
+    return table
 
 
 def nested_model(annotation: Any) -> type[BaseModel] | None:
@@ -171,8 +180,12 @@ def test_each_commented_example_value_is_valid(key: ExampleKey) -> None:
         node = getattr(node, part)
         if isinstance(node, tuple) and node and isinstance(node[0], BaseModel):
             node = node[0]
+        if isinstance(node, dict) and node:  # [processes.NAME]: the example's one table
+            node = next(iter(node.values()))
     if isinstance(node, BaseModel):
         node = node.model_dump()
+    if isinstance(node, tuple):  # TOML's arrays are the model's tuples
+        node = list(node)
     assert node == tomllib.loads(f"v = {key.value}")["v"]
 
 

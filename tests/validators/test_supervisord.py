@@ -56,8 +56,10 @@ def test_program_parses_with_the_expected_command_and_user(tree: Tree, monkeypat
     layout, slot = tree.layout, "blue"
     assert not opts.parse_criticals and not opts.parse_warnings, opts.parse_criticals + opts.parse_warnings
     assert opts.serverurl == f"unix://{tree.tool.supervisor_socket}"
-    assert [g.name for g in opts.process_group_configs] == [layout.supervisor_program(slot)]
-    (program,) = opts.process_group_configs[0].process_configs
+    # The slot's program, and one per worker process (tests/validators/test_processes_jobs.py checks those).
+    groups = {g.name: g for g in opts.process_group_configs}
+    assert set(groups) == {layout.supervisor_program(slot), *(layout.process_program(n) for n in tree.cfg.processes)}
+    (program,) = groups[layout.supervisor_program(slot)].process_configs
     # supervisord starts garrison-exec as root; it reads the root-only env file and drops to the app user.
     server = (
         f"/bin/sh {layout.granian_script} {slot}" if tree.cfg.app.server == "granian"
