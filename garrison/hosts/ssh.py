@@ -45,97 +45,30 @@ import shlex
 import signal
 import socket
 import stat as stat_mod
-import threading
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from garrison import commands as C
 from garrison.errors import CommandFailed, HostError, LockHeld
 from garrison.hosts import Executor, HostLock, Result, Stat
-from garrison.hosts.local import HOST_PATH  # the same PATH for commands as the local executor
+from garrison.hosts.ssh_command import HOST_PATH, TIMEOUT_GRACE, TIMEOUT_RC, command_argv, command_line, fmt_seconds
+from garrison.hosts.ssh_loop import call
 
 if TYPE_CHECKING:
     # For annotations only: asyncssh itself is imported where a connection is made,
     # so that commands that never open one don't pay for importing it.
     import asyncssh
 
-_T = TypeVar("_T")
-
 __all__ = ["SSHExecutor", "command_line", "command_argv", "HOST_PATH"]
-
-DEFAULT_LOCALE = "C.UTF-8"
 
 _KNOWN_HOSTS_DEFAULT = "~/.ssh/known_hosts"
 _SSH_CONFIG_DEFAULT = "~/.ssh/config"
 _MISSING = 3  # exit code of the file scripts for "no such file"
 _LOCK_BUSY = 75  # exit code of the lock script when another process holds the lock
-_TIMEOUT_RC = 124  # what LocalExecutor (and coreutils `timeout`) report for a timeout
-_TIMEOUT_GRACE = 5.0  # seconds between TERM and KILL for a timed-out command
 # OpenSSH's MaxSessions defaults to 10 channels per connection; a held lock takes one.
 _MAX_CHANNELS = 8
-
-
-# ---------------------------------------------------------------------------
-# Quoting: the only place that builds the remote command string.
-
-
-def command_line(
-    argv: Sequence[str],
-    env: Mapping[str, str] | None = None,
-    *,
-    sudo: bool = False,
-    timeout: float | None = None,
-) -> str:
-    """The string sshd runs for argv: `[sudo -n --] [timeout ...] env -- PATH=… LC_ALL=… K=V argv…`.
-
-    Each word is quoted once with shlex.quote, so any argv round-trips
-    through the remote login shell unchanged.
-    """
-    return " ".join(shlex.quote(word) for word in command_argv(argv, env, sudo=sudo, timeout=timeout))
-
-
-def command_argv(
-    argv: Sequence[str],
-    env: Mapping[str, str] | None = None,
-    *,
-    sudo: bool = False,
-    timeout: float | None = None,
-) -> tuple[str, ...]:
-    """The full remote argv (before quoting); see command_line."""
-    argv = tuple(argv)
-    if not argv:
-        raise ValueError("empty argv")
-    for word in argv:
-        if not isinstance(word, str):
-            raise TypeError(f"argv words must be str, got {word!r}")
-        if "\0" in word:
-            raise ValueError(f"argv word contains a NUL byte: {word!r}")
-    if "=" in argv[0]:
-        # `env` would take it for an assignment, not the program to run.
-        raise ValueError(f"program name may not contain '=': {argv[0]!r}")
-    full_env = {"PATH": HOST_PATH, "LC_ALL": DEFAULT_LOCALE}
-    for key, value in (env or {}).items():
-        if not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
-            raise ValueError(f"invalid environment variable name: {key!r}")
-        if "\0" in value:
-            raise ValueError(f"environment value for {key} contains a NUL byte")
-        full_env[key] = value
-    words: list[str] = []
-    if sudo:
-        words += ["sudo", "-n", "--"]
-    if timeout is not None:
-        # Enforced on the host: the command (and its process group) really stops.
-        words += ["timeout", "-k", _fmt_seconds(_TIMEOUT_GRACE), _fmt_seconds(timeout)]
-    words += ["env", "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
-    return tuple(words)
-
-
-def _fmt_seconds(value: float) -> str:
-    if value <= 0:
-        raise ValueError(f"timeout must be positive, got {value}")
-    return f"{value:.3f}".rstrip("0").rstrip(".")
 
 
 # Constant scripts for the file primitives. $1, $2, ... are the data.
@@ -178,43 +111,6 @@ _SCRIPTS = {
         ': > "$1"\n'
     ),
 }
-
-
-# ---------------------------------------------------------------------------
-# The event loop thread shared by all executors of this process.
-
-
-class _Loop:
-    _lock = threading.Lock()
-    _loop: asyncio.AbstractEventLoop | None = None
-    _pid: int | None = None
-
-    @classmethod
-    def get(cls) -> asyncio.AbstractEventLoop:
-        with cls._lock:
-            if cls._loop is None or cls._pid != os.getpid():  # (re)start after a fork
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="garrison-ssh", daemon=True)
-                thread.start()
-                cls._loop, cls._pid = loop, os.getpid()
-            return cls._loop
-
-
-def _call(coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
-    loop = _Loop.get()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        coro.close()
-        raise RuntimeError("SSHExecutor's synchronous API cannot be called from its own event loop")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        return future.result(timeout)
-    except BaseException:
-        future.cancel()
-        raise
 
 
 _OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
@@ -391,7 +287,7 @@ class SSHExecutor(Executor):
 
     def connect(self) -> SSHExecutor:
         """Open the connection now (otherwise the first command does); raises HostError."""
-        _call(self._connection())
+        call(self._connection())
         return self
 
     def close(self) -> None:
@@ -400,7 +296,7 @@ class SSHExecutor(Executor):
         self._closed = True
         _OPEN_EXECUTORS.discard(self)
         try:
-            _call(self._aclose(), timeout=10)
+            call(self._aclose(), timeout=10)
         except Exception:
             pass
 
@@ -424,8 +320,8 @@ class SSHExecutor(Executor):
     ) -> Result:
         argv = tuple(argv)
         rc, out, err = self._exec(argv, input=input, env=env, timeout=timeout)
-        if rc == _TIMEOUT_RC and timeout is not None:
-            res = Result(argv, _TIMEOUT_RC, out.decode(errors="replace"), f"timed out after {timeout} s")
+        if rc == TIMEOUT_RC and timeout is not None:
+            res = Result(argv, TIMEOUT_RC, out.decode(errors="replace"), f"timed out after {timeout} s")
         else:
             res = Result(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and not res.ok:
@@ -472,7 +368,7 @@ class SSHExecutor(Executor):
         as `tail -F` does (coreutils >= 8.28). on_line runs on the executor's event loop
         thread: keep it short."""
         argv = tuple(argv)
-        return _call(self._afollow(argv, command_line(argv, sudo=self.sudo), on_line))
+        return call(self._afollow(argv, command_line(argv, sudo=self.sudo), on_line))
 
     def extract_tar(self, data: bytes, dest: str) -> None:
         argv = C.extract_tar(dest)
@@ -480,7 +376,7 @@ class SSHExecutor(Executor):
         self._check(rc, argv, out, err)
 
     def lock(self, path: str, holder: str) -> HostLock:
-        return _call(self._lock(path, holder))
+        return call(self._lock(path, holder))
 
     # -- internals: connection ---------------------------------------------
 
@@ -683,7 +579,7 @@ class SSHExecutor(Executor):
     ) -> tuple[int, bytes, bytes]:
         self._check_locks()
         command = command_line(argv, env, sudo=self.sudo, timeout=timeout)
-        return _call(self._aexec(argv, command, input, timeout))
+        return call(self._aexec(argv, command, input, timeout))
 
     async def _aexec(self, argv: Sequence[str], command: str, input: bytes | None, timeout: float | None) -> tuple[int, bytes, bytes]:
         conn = await self._connection()
@@ -704,11 +600,11 @@ class SSHExecutor(Executor):
             proc.stdin.write_eof()
             try:
                 # The host enforces the timeout; this is the backstop for a dead link.
-                limit = None if timeout is None else timeout + _TIMEOUT_GRACE + 5
+                limit = None if timeout is None else timeout + TIMEOUT_GRACE + 5
                 out, err = await asyncio.wait_for(proc.communicate(), limit)
             except TimeoutError:
                 proc.close()
-                return _TIMEOUT_RC, b"", b""
+                return TIMEOUT_RC, b"", b""
         except (asyncssh.Error, OSError) as exc:
             reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
             raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {reason}") from None
@@ -744,7 +640,7 @@ class SSHExecutor(Executor):
         import asyncssh
 
         conn = await self._connection()
-        stale = _fmt_seconds(self.lock_stale_after)
+        stale = fmt_seconds(self.lock_stale_after)
         argv = ("sh", "-c", _SCRIPTS["lock"], "garrison", path, posixpath.dirname(path) or ".", holder, stale)
         command = command_line(argv, sudo=self.sudo)
         try:
@@ -822,7 +718,7 @@ class _SSHLock(HostLock):
 
     def release(self) -> None:
         if not self._released:
-            _call(self._arelease(), timeout=20)
+            call(self._arelease(), timeout=20)
 
     async def _arelease(self) -> None:
         if self._released:
