@@ -21,39 +21,31 @@ How it works, and why:
 - The deploy lock is a remote `flock` held by a process whose stdin is the
   SSH channel: if this process dies (even SIGKILL) or the connection drops,
   the remote side sees EOF, the holder exits and the kernel drops the lock.
-- Host keys are verified against known_hosts. An unknown key fails (or, with
-  trust_on_first_use, is appended); a changed key always fails. Every failure
-  is one HostError line that names the host and the command that fixes it.
-- ~/.ssh/config is honoured (Host aliases, HostName, Port, User, IdentityFile,
-  ProxyJump, ...). ProxyJump hops are opened here, not by asyncssh, so that
-  they get the same known_hosts, trust policy, keys and error messages.
+- Connections are opened by ssh_connect.Dialer, as ssh would: ~/.ssh/config,
+  ProxyJump hops, identity files, and host keys verified against known_hosts
+  (ssh_hostkeys). Every failure is one HostError line that names the host
+  and the command that fixes it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
-import base64
-import errno
-import fcntl
-import getpass
-import hashlib
-import hmac
 import os
 import posixpath
-import shlex
 import signal
-import socket
 import stat as stat_mod
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from garrison import commands as C
 from garrison.errors import CommandFailed, HostError, LockHeld
 from garrison.hosts import Executor, HostLock, Result, Stat
 from garrison.hosts.ssh_command import HOST_PATH, TIMEOUT_GRACE, TIMEOUT_RC, command_argv, command_line, fmt_seconds
+from garrison.hosts.ssh_connect import SSH_CONFIG_DEFAULT, Dialer
+from garrison.hosts.ssh_hostkeys import KNOWN_HOSTS_DEFAULT
 from garrison.hosts.ssh_loop import call
 
 if TYPE_CHECKING:
@@ -63,8 +55,6 @@ if TYPE_CHECKING:
 
 __all__ = ["SSHExecutor", "command_line", "command_argv", "HOST_PATH"]
 
-_KNOWN_HOSTS_DEFAULT = "~/.ssh/known_hosts"
-_SSH_CONFIG_DEFAULT = "~/.ssh/config"
 _MISSING = 3  # exit code of the file scripts for "no such file"
 _LOCK_BUSY = 75  # exit code of the lock script when another process holds the lock
 # OpenSSH's MaxSessions defaults to 10 channels per connection; a held lock takes one.
@@ -125,107 +115,6 @@ def _close_all() -> None:
             pass
 
 
-# ---------------------------------------------------------------------------
-# Host key verification
-
-
-def _known_hosts_pattern(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def _hashed(pattern: str) -> str:
-    salt = os.urandom(20)
-    digest = hmac.new(salt, pattern.encode(), hashlib.sha1).digest()
-    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
-
-
-def _tilde(path: str) -> str:
-    home = os.path.expanduser("~")
-    if home not in ("", "/") and (path == home or path.startswith(home + "/")):
-        return "~" + path[len(home):]
-    return path
-
-
-class _HostKeyPolicy:
-    """Decides about keys that are not in known_hosts: TOFU for unknown hosts, never for changed ones."""
-
-    def __init__(self, known_hosts: str | None, tofu: bool):
-        self.known_hosts = known_hosts
-        self.tofu = tofu
-        self.verdict: str | None = None  # "unknown" | "changed" after a refusal
-
-    def known_hosts_arg(self) -> str | asyncssh.SSHKnownHosts | None:
-        import asyncssh
-
-        if self.known_hosts is None:
-            return None  # verification off (only when the caller asked for it)
-        if os.path.exists(self.known_hosts):
-            return self.known_hosts
-        return asyncssh.import_known_hosts("")
-
-    def has_entry(self, host: str, addr: str, port: int) -> bool:
-        import asyncssh
-
-        if self.known_hosts is None or not os.path.exists(self.known_hosts):
-            return False
-        try:
-            trusted, ca_keys, *_ = asyncssh.match_known_hosts(
-                self.known_hosts, host, addr, port if port != 22 else None
-            )
-        except (OSError, ValueError):
-            return False
-        return bool(trusted or ca_keys)
-
-    def accept_unknown(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        if self.has_entry(host, addr, port):
-            self.verdict = "changed"
-            return False
-        if not self.tofu or self.known_hosts is None:
-            self.verdict = "unknown"
-            return False
-        algo, blob = key.export_public_key("openssh").decode().split()[:2]
-        line = f"{_hashed(_known_hosts_pattern(host, port))} {algo} {blob}\n"
-        folder = os.path.dirname(self.known_hosts)
-        if folder and not os.path.isdir(folder):
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd = os.open(self.known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-        return True
-
-
-def _client_factory(policy: _HostKeyPolicy) -> type[asyncssh.SSHClient]:
-    import asyncssh
-
-    class _Client(asyncssh.SSHClient):
-        def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:  # asyncssh hook
-            return policy.accept_unknown(host, addr, port, key)
-
-    return _Client
-
-
-# ---------------------------------------------------------------------------
-
-
-class _Target:
-    """Where one hop connects, after ~/.ssh/config: alias → HostName, Port, User, ProxyJump."""
-
-    def __init__(self, alias: str, host: str, port: int, user: str, jump: str | None):
-        self.alias, self.host, self.port, self.user, self.jump = alias, host, port, user, jump
-
-    @property
-    def hostport(self) -> str:
-        return self.host if self.port == 22 else f"{self.host}:{self.port}"
-
-    def label(self) -> str:
-        if self.alias == self.host:
-            return self.hostport
-        return f"{self.alias} ({self.hostport})"
-
-
 class SSHExecutor(Executor):
     """Runs commands and moves files on one host over one reused SSH connection."""
 
@@ -236,9 +125,9 @@ class SSHExecutor(Executor):
         user: str | None = None,
         port: int | None = None,
         name: str | None = None,
-        known_hosts: str | None = _KNOWN_HOSTS_DEFAULT,
+        known_hosts: str | None = KNOWN_HOSTS_DEFAULT,
         trust_on_first_use: bool = False,
-        ssh_config: str | None = _SSH_CONFIG_DEFAULT,
+        ssh_config: str | None = SSH_CONFIG_DEFAULT,
         identity_files: Sequence[str] | None = None,
         connect_timeout: float = 10,
         lock_stale_after: float = 30,
@@ -261,14 +150,21 @@ class SSHExecutor(Executor):
         self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
         self.trust_on_first_use = trust_on_first_use
         config = os.path.expanduser(ssh_config) if ssh_config else None
-        self._config_paths: list[str] = [config] if config and os.path.exists(config) else []
         self.identity_files = [os.path.expanduser(p) for p in identity_files] if identity_files is not None else None
         self.connect_timeout = connect_timeout
         self.lock_stale_after = lock_stale_after
-        self.target = self._resolve(address, user, port)
+        self.name = name or address
+        self._dialer = Dialer(
+            self.name,
+            known_hosts=self.known_hosts,
+            trust_on_first_use=trust_on_first_use,
+            config_paths=[config] if config and os.path.exists(config) else [],
+            identity_files=self.identity_files,
+            connect_timeout=connect_timeout,
+        )
+        self.target = self._dialer.resolve(address, user, port)
         self.user = self.target.user
         self.port = self.target.port
-        self.name = name or address
         self.connections_opened = 0  # for tests and diagnostics: stays 1 while the connection lives
         self._conn: Any = None
         self._jumps: list[Any] = []
@@ -380,26 +276,6 @@ class SSHExecutor(Executor):
 
     # -- internals: connection ---------------------------------------------
 
-    def _resolve(self, alias: str, user: str | None, port: int | None) -> _Target:
-        from asyncssh.config import SSHClientConfig
-
-        try:
-            local_user = getpass.getuser()
-        except Exception:
-            local_user = "root"
-        try:
-            cfg = SSHClientConfig.load(
-                None, self._config_paths, False, False, False, local_user, user or (), alias, port or ()
-            )
-        except (OSError, ValueError) as exc:
-            raise HostError(f"{alias}: cannot read ssh config {self._config_paths[0]}: {exc}") from None
-        host = str(cfg.get("Hostname") or alias)
-        port_v = int(port or cast("int | str | None", cfg.get("Port")) or 22)
-        user_v = str(user or cfg.get("User") or "root")
-        jump = cfg.get("ProxyJump")
-        jump = None if not jump or str(jump).lower() == "none" else str(jump)
-        return _Target(alias, host, port_v, user_v, jump)
-
     async def _connection(self) -> asyncssh.SSHClientConnection:
         if self._closed:
             raise HostError(f"{self.name}: the SSH connection was closed")
@@ -417,117 +293,12 @@ class SSHExecutor(Executor):
                         f"{self.name}: the SSH connection to {self.target.label()} was lost, "
                         "and with it the deploy lock; not reconnecting mid-deploy"
                     )
-            conn, jumps = await self._open(self.target, depth=0, tunnel=None)
+            conn, jumps = await self._dialer.open(self.target)
             self._conn, self._jumps = conn, jumps
             self.connections_opened += 1
             if self.sudo and not self._sudo_checked:
                 await self._check_sudo()
             return conn
-
-    async def _open(
-        self, target: _Target, depth: int, tunnel: asyncssh.SSHClientConnection | None
-    ) -> tuple[asyncssh.SSHClientConnection, list[asyncssh.SSHClientConnection]]:
-        """Connect to target (through its ProxyJump hops, when there are any)."""
-        import asyncssh
-
-        jumps: list[Any] = []
-        if tunnel is None and target.jump:
-            if depth > 4:
-                raise HostError(f"{self.name}: ProxyJump chain for {target.alias} is too long (a loop?)")
-            prev = None
-            for i, hop in enumerate(target.jump.split(",")):
-                hop_user, _, hop_host = hop.strip().rpartition("@")
-                hop_port: int | None = None
-                if hop_host.startswith("["):
-                    bracket_host, _, rest = hop_host[1:].partition("]")
-                    hop_host, hop_port = bracket_host, int(rest[1:]) if rest.startswith(":") else None
-                elif hop_host.count(":") == 1:
-                    hop_host, port_s = hop_host.split(":")
-                    hop_port = int(port_s)
-                hop_target = self._resolve(hop_host, hop_user or None, hop_port)
-                try:
-                    conn, more = await self._open(hop_target, depth + 1, prev if i else None)
-                except HostError as exc:
-                    for c in reversed(jumps):
-                        c.close()
-                    raise HostError(f"{exc} (jump host for {target.label()})") from None
-                jumps += more + [conn]
-                prev = conn
-            tunnel = prev
-
-        policy = _HostKeyPolicy(self.known_hosts, self.trust_on_first_use)
-        options: dict[str, Any] = dict(
-            port=target.port,
-            username=target.user,
-            config=self._config_paths,
-            known_hosts=policy.known_hosts_arg(),
-            client_factory=_client_factory(policy),
-            connect_timeout=self.connect_timeout,
-            tunnel=tunnel,  # never None→config: hops are opened above, with our policy
-        )
-        if self.identity_files is not None:
-            options["client_keys"] = self.identity_files  # (the ssh-agent is still asked, as by ssh -i)
-        label = target.label()
-        try:
-            conn = await asyncio.wait_for(
-                asyncssh.connect(target.alias, **options), timeout=self.connect_timeout + 2
-            )
-        except asyncssh.HostKeyNotVerifiable:
-            for c in reversed(jumps):
-                c.close()
-            raise HostError(self._host_key_message(target, policy)) from None
-        except BaseException as exc:
-            for c in reversed(jumps):
-                c.close()
-            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
-                raise
-            raise HostError(self._connect_message(target, label, exc)) from None
-        return conn, jumps
-
-    def _host_key_message(self, target: _Target, policy: _HostKeyPolicy) -> str:
-        kh = _tilde(self.known_hosts or _KNOWN_HOSTS_DEFAULT)
-        port_opt = f"-p {target.port} " if target.port != 22 else ""
-        scan = f"ssh-keyscan {port_opt}-H {target.host} >> {kh}"
-        via = f" (run it where {target.host} is reachable)" if target.jump else ""
-        if policy.verdict == "changed":
-            pattern = _known_hosts_pattern(target.host, target.port)
-            return (
-                f"{target.label()}: the host key CHANGED since it was trusted in {kh} "
-                f"(reinstalled server, or someone in the middle); if the change is expected, run: "
-                f"ssh-keygen -f {kh} -R {shlex.quote(pattern)} && {scan}{via}"
-            )
-        return f"{target.label()}: unknown host key (not in {kh}); to trust it, run: {scan}{via}"
-
-    def _connect_message(self, target: _Target, label: str, exc: BaseException) -> str:
-        import asyncssh
-
-        user = target.user
-        if isinstance(exc, asyncssh.PermissionDenied):
-            offered = ", ".join(_tilde(p) for p in self.identity_files) if self.identity_files else (
-                "IdentityFile, ~/.ssh/id_* and the ssh-agent"
-            )
-            return (
-                f"{label}: login as {user} refused (tried keys from {offered}); put your public key in "
-                f"~{user}/.ssh/authorized_keys on the host, or point identity_files/IdentityFile at the right key"
-            )
-        if isinstance(exc, FileNotFoundError):
-            return f"{label}: identity file not found: {exc.filename or exc}"
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-            return f"{label}: no SSH answer within {self.connect_timeout:g} s (host down, or a firewall drops port {target.port})"
-        if isinstance(exc, ConnectionRefusedError):
-            return f"{label}: connection refused on port {target.port} (is sshd running there?)"
-        if isinstance(exc, socket.gaierror):
-            return f"{label}: cannot resolve host name {target.host!r}: {exc.strerror or exc}"
-        if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return f"{label}: host unreachable ({os.strerror(exc.errno)})"
-        if isinstance(exc, asyncssh.ChannelOpenError):
-            return f"{label}: the jump host could not reach {target.hostport}: {exc.reason}"
-        if isinstance(exc, asyncssh.KeyImportError):
-            return f"{label}: cannot load an identity file: {exc}"
-        if isinstance(exc, asyncssh.DisconnectError):
-            return f"{label}: SSH connection failed: {exc.reason or type(exc).__name__}"
-        detail = str(exc).strip().splitlines()
-        return f"{label}: cannot connect: {detail[0] if detail else type(exc).__name__}"
 
     async def _check_sudo(self) -> None:
         conn = self._conn
