@@ -13,14 +13,13 @@ How it works, and why:
   into the string sshd hands to the login shell: every word is shlex-quoted
   once; environment variables travel as `env -- K=V` words (sshd's own
   environment passing needs AcceptEnv, which servers rarely allow).
-- File primitives are constant shell scripts (`_SCRIPTS`) run as
+- File primitives (ssh_files) are constant shell scripts run as
   `sh -c SCRIPT garrison ARG...`: data only ever reaches them as positional
   parameters, never as script text. They use only POSIX sh and coreutils, so
-  they work through `sudo -n` for a non-root login exactly as for root (SFTP
-  would run as the login user and could not write /etc).
-- The deploy lock is a remote `flock` held by a process whose stdin is the
-  SSH channel: if this process dies (even SIGKILL) or the connection drops,
-  the remote side sees EOF, the holder exits and the kernel drops the lock.
+  they work through `sudo -n` for a non-root login exactly as for root.
+- The deploy lock (ssh_lock) is a remote `flock` held by a process whose
+  stdin is the SSH channel: if this process dies (even SIGKILL) or the
+  connection drops, the host sees EOF and the kernel drops the lock.
 - Connections are opened by ssh_connect.Dialer, as ssh would: ~/.ssh/config,
   ProxyJump hops, identity files, and host keys verified against known_hosts
   (ssh_hostkeys). Every failure is one HostError line that names the host
@@ -32,20 +31,20 @@ from __future__ import annotations
 import asyncio
 import atexit
 import os
-import posixpath
 import signal
-import stat as stat_mod
-import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from garrison import commands as C
-from garrison.errors import CommandFailed, HostError, LockHeld
+from garrison.errors import CommandFailed, HostError
 from garrison.hosts import Executor, HostLock, Result, Stat
-from garrison.hosts.ssh_command import HOST_PATH, TIMEOUT_GRACE, TIMEOUT_RC, command_argv, command_line, fmt_seconds
+from garrison.hosts.ssh_command import HOST_PATH, TIMEOUT_GRACE, TIMEOUT_RC, command_argv, command_line
 from garrison.hosts.ssh_connect import SSH_CONFIG_DEFAULT, Dialer
+from garrison.hosts.ssh_files import MISSING, parse_stat, read_argv, stat_argv, write_argv
+from garrison.hosts.ssh_files import SCRIPTS as _FILE_SCRIPTS
 from garrison.hosts.ssh_hostkeys import KNOWN_HOSTS_DEFAULT
+from garrison.hosts.ssh_lock import LOCK_SCRIPT, HeldLocks
 from garrison.hosts.ssh_loop import call
 
 if TYPE_CHECKING:
@@ -55,53 +54,11 @@ if TYPE_CHECKING:
 
 __all__ = ["SSHExecutor", "command_line", "command_argv", "HOST_PATH"]
 
-_MISSING = 3  # exit code of the file scripts for "no such file"
-_LOCK_BUSY = 75  # exit code of the lock script when another process holds the lock
 # OpenSSH's MaxSessions defaults to 10 channels per connection; a held lock takes one.
 _MAX_CHANNELS = 8
 
-
-# Constant scripts for the file primitives. $1, $2, ... are the data.
-_SCRIPTS = {
-    # read_file PATH: the bytes, or exit 3 when the path does not exist (a broken
-    # symlink does not exist, as for open()).
-    "read": '[ -e "$1" ] || exit 3\nexec cat -- "$1"\n',
-    # stat PATH: lstat as mode-hex, uid, gid, user, group; then the link target.
-    "stat": (
-        '[ -e "$1" ] || [ -L "$1" ] || exit 3\n'
-        "stat --printf '%f\\n%u\\n%g\\n%U\\n%G\\n' -- \"$1\" || exit\n"
-        'if [ -L "$1" ]; then readlink -- "$1" || exit; fi\n'
-    ),
-    # write PATH DIR BASE OWNER:GROUP MODE, data on stdin: temp file in DIR, chown,
-    # chmod (after chown, which clears setuid bits), rename over PATH.
-    "write": (
-        "set -e\n"
-        'mkdir -p -- "$2"\n'
-        'tmp=$(mktemp --suffix=.garrison-tmp -- "$2/.$3.XXXXXXXX")\n'
-        "trap 'rm -f -- \"$tmp\"' EXIT\n"
-        'cat > "$tmp"\n'
-        'chown -- "$4" "$tmp"\n'
-        'chmod -- "$5" "$tmp"\n'
-        'mv -Tf -- "$tmp" "$1"\n'
-        "trap - EXIT\n"
-    ),
-    # lock PATH DIR HOLDER STALE: take an flock on PATH or print the holder and exit 75;
-    # once taken, write the holder, say "held", and keep the lock while stdin (the
-    # SSH channel) brings a heartbeat line at least every STALE seconds. EOF (release,
-    # dead client, cut connection) or a missed heartbeat (silent network loss) ends
-    # the loop: empty the file and exit, and the kernel drops the flock.
-    "lock": (
-        'mkdir -p -- "$2" || exit\n'
-        'exec 9<>"$1" || exit\n'
-        'if ! flock -n 9; then cat -- "$1"; exit 75; fi\n'
-        'chmod 600 -- "$1"\n'
-        "printf '%s' \"$3\" > \"$1\"\n"
-        "echo held\n"
-        'while beat=$(timeout "$4" head -n 1) && [ -n "$beat" ]; do :; done\n'
-        ': > "$1"\n'
-    ),
-}
-
+# Every constant script the executor runs, by name (tests/unit/test_ssh_quoting.py runs them through a shell).
+_SCRIPTS = {**_FILE_SCRIPTS, "lock": LOCK_SCRIPT}
 
 _OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
 
@@ -170,7 +127,7 @@ class SSHExecutor(Executor):
         self._jumps: list[Any] = []
         self._conn_lock: asyncio.Lock | None = None
         self._channels: asyncio.Semaphore | None = None
-        self._locks: set[_SSHLock] = set()
+        self._locks = HeldLocks(self.name, lock_stale_after)
         self._sudo_checked = False
         self._closed = False
         _OPEN_EXECUTORS.add(self)
@@ -225,37 +182,22 @@ class SSHExecutor(Executor):
         return res
 
     def read_file(self, path: str) -> bytes | None:
-        rc, out, err = self._script("read", path)
-        if rc == _MISSING:
+        rc, out, err = self._exec(read_argv(path))
+        if rc == MISSING:
             return None
         self._check(rc, ("cat", "--", path), out, err)
         return out
 
     def write_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> None:
-        folder = posixpath.dirname(path) or "."
-        base = posixpath.basename(path)
-        rc, out, err = self._script("write", path, folder, base, f"{owner}:{group}", f"{mode:o}", input=data)
+        rc, out, err = self._exec(write_argv(path, mode=mode, owner=owner, group=group), input=data)
         self._check(rc, ("write_file", path), out, err)
 
     def stat(self, path: str) -> Stat | None:
-        rc, out, err = self._script("stat", path)
-        if rc == _MISSING:
+        rc, out, err = self._exec(stat_argv(path))
+        if rc == MISSING:
             return None
         self._check(rc, ("stat", "--", path), out, err)
-        text = out.decode("utf-8", "surrogateescape")
-        fields = text.split("\n", 5)
-        raw = int(fields[0], 16)
-        uid, gid, user, group = fields[1], fields[2], fields[3], fields[4]
-        rest = fields[5] if len(fields) > 5 else ""
-        is_link = stat_mod.S_ISLNK(raw)
-        return Stat(
-            mode=stat_mod.S_IMODE(raw),
-            owner=uid if user == "UNKNOWN" else user,
-            group=gid if group == "UNKNOWN" else group,
-            is_dir=stat_mod.S_ISDIR(raw),
-            is_link=is_link,
-            link_target=rest[:-1] if is_link and rest.endswith("\n") else (rest if is_link else None),
-        )
+        return parse_stat(out)
 
     def follow(self, argv: Sequence[str], on_line: Callable[[bytes], None]) -> int:
         """Run argv (e.g. `tail -F`), calling on_line with each line of its output as it
@@ -320,8 +262,7 @@ class SSHExecutor(Executor):
             c.close()
 
     async def _aclose(self) -> None:
-        for lock in list(self._locks):
-            await lock._arelease()
+        await self._locks.release_all()
         if self._conn is not None:
             self._conn.close()
             try:
@@ -337,9 +278,6 @@ class SSHExecutor(Executor):
         if rc != 0:
             raise CommandFailed(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
-    def _script(self, which: str, *args: str, input: bytes | None = None) -> tuple[int, bytes, bytes]:
-        return self._exec(("sh", "-c", _SCRIPTS[which], "garrison", *args), input=input)
-
     def _exec(
         self,
         argv: tuple[str, ...],
@@ -348,7 +286,7 @@ class SSHExecutor(Executor):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, bytes, bytes]:
-        self._check_locks()
+        self._locks.check()
         command = command_line(argv, env, sudo=self.sudo, timeout=timeout)
         return call(self._aexec(argv, command, input, timeout))
 
@@ -407,101 +345,6 @@ class SSHExecutor(Executor):
 
     # -- internals: lock ----------------------------------------------------
 
-    async def _lock(self, path: str, holder: str) -> _SSHLock:
-        import asyncssh
-
+    async def _lock(self, path: str, holder: str) -> HostLock:
         conn = await self._connection()
-        stale = fmt_seconds(self.lock_stale_after)
-        argv = ("sh", "-c", _SCRIPTS["lock"], "garrison", path, posixpath.dirname(path) or ".", holder, stale)
-        command = command_line(argv, sudo=self.sudo)
-        try:
-            proc = await conn.create_process(command, encoding=None)
-            first = await asyncio.wait_for(proc.stdout.readline(), 30)
-        except (TimeoutError, asyncssh.Error, OSError) as exc:
-            raise HostError(f"{self.name}: cannot take the lock {path}: {exc or type(exc).__name__}") from None
-        if first == b"held\n":
-            lock = _SSHLock(self, proc, path)
-            self._locks.add(lock)
-            return lock
-        rest, err = await proc.communicate()
-        if proc.exit_status == _LOCK_BUSY:
-            who = (first + (rest or b"")).decode(errors="replace").strip() or "another process"
-            raise LockHeld(f"another deploy holds the lock {path} on {self.name}: {who}; wait for it to finish")
-        detail = (err or b"").decode(errors="replace").strip().splitlines()
-        raise CommandFailed(
-            ("flock", "-n", path), proc.exit_status or 1, "", detail[-1] if detail else "could not take the lock"
-        )
-
-    def _check_locks(self) -> None:
-        for lock in list(self._locks):
-            if lock.lost or lock.beat_age() > self.lock_stale_after * 2 / 3:
-                # (By age, too: after a freeze or a suspend this process may run a
-                # command before its loop has even read the host's goodbye.)
-                raise HostError(
-                    f"{self.name}: the deploy lock {lock.path} was lost (no heartbeat reached the host for "
-                    f"{self.lock_stale_after:g} s, or the connection dropped); stopping rather than deploying unlocked"
-                )
-
-
-def _clocks() -> tuple[float, float]:
-    """monotonic, plus a clock that also runs while the machine sleeps (BOOTTIME; else wall time)."""
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.monotonic(), time.clock_gettime(boottime) if boottime is not None else time.time()
-
-
-class _SSHLock(HostLock):
-    """Held while the remote holder reads heartbeats from the open channel; released by EOF."""
-
-    def __init__(self, executor: SSHExecutor, proc: asyncssh.SSHClientProcess[bytes], path: str) -> None:
-        self.executor = executor
-        self.proc = proc
-        self.path = path
-        self.lost = False
-        self._released = False
-        self._beat_at = _clocks()
-        loop = asyncio.get_running_loop()
-        self._heartbeat = loop.create_task(self._beat(executor.lock_stale_after / 3))
-        self._watch = loop.create_task(self._watch_exit())
-
-    async def _beat(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            if self.beat_age() > self.executor.lock_stale_after * 2 / 3:
-                return  # the host may already have dropped the lock: don't pretend
-            try:
-                self.proc.stdin.write(b"beat\n")
-            except Exception:
-                return
-            self._beat_at = _clocks()
-
-    def beat_age(self) -> float:
-        """Seconds since the last heartbeat, counting time spent suspended."""
-        return max(now - then for now, then in zip(_clocks(), self._beat_at, strict=True))
-
-    async def _watch_exit(self) -> None:
-        try:
-            await self.proc.wait_closed()
-        except Exception:
-            pass
-        if not self._released:
-            self.lost = True
-            self._heartbeat.cancel()
-
-    def release(self) -> None:
-        if not self._released:
-            call(self._arelease(), timeout=20)
-
-    async def _arelease(self) -> None:
-        if self._released:
-            return
-        self._released = True
-        self.executor._locks.discard(self)
-        self._heartbeat.cancel()
-        try:
-            self.proc.stdin.write_eof()
-            await asyncio.wait_for(self.proc.wait_closed(), 10)
-        except Exception:
-            pass  # connection gone: the remote side already released the lock
-        finally:
-            self.proc.close()
-            self._watch.cancel()
+        return await self._locks.take(conn, path, holder, sudo=self.sudo)

@@ -2,7 +2,9 @@
 
 sshd hands one string to the login shell, so every word is shlex-quoted once
 here; environment variables travel as `env -- K=V` words (sshd's own
-environment passing needs AcceptEnv, which servers rarely allow).
+environment passing needs AcceptEnv, which servers rarely allow). The file
+and lock primitives are constant scripts run through `script_argv`: their
+data only ever arrives as positional parameters, never as script text.
 """
 
 from __future__ import annotations
@@ -66,6 +68,11 @@ def command_argv(
         words += ["timeout", "-k", fmt_seconds(TIMEOUT_GRACE), fmt_seconds(timeout)]
     words += ["env", "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
     return tuple(words)
+
+
+def script_argv(script: str, *args: str) -> tuple[str, ...]:
+    """argv that runs a constant script with args as $1, $2, ... (`garrison` is its $0)."""
+    return ("sh", "-c", script, "garrison", *args)
 
 
 def fmt_seconds(value: float) -> str:
