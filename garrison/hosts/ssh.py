@@ -3,73 +3,48 @@
 `SSHExecutor` mirrors `LocalExecutor` command for command: the same PATH and
 LC_ALL for every command, the same atomic file writes (temp file in the same
 folder, chown, chmod, rename), the same lstat fields, the same lock semantics.
+It is the synchronous face of smaller parts, each in its own module:
 
-How it works, and why:
-- One asyncio event loop runs in a daemon thread per process; every public
-  method submits a coroutine to it and waits. Each executor opens ONE SSH
-  connection on first use and reuses it for every command and file transfer
-  (a new channel per command costs one round trip, a new connection ~0.1 s).
-- Commands are argv tuples. `command_line` is the one place that turns one
-  into the string sshd hands to the login shell: every word is shlex-quoted
-  once; environment variables travel as `env -- K=V` words (sshd's own
-  environment passing needs AcceptEnv, which servers rarely allow).
-- File primitives (ssh_files) are constant shell scripts run as
-  `sh -c SCRIPT garrison ARG...`: data only ever reaches them as positional
-  parameters, never as script text. They use only POSIX sh and coreutils, so
-  they work through `sudo -n` for a non-root login exactly as for root.
-- The deploy lock (ssh_lock) is a remote `flock` held by a process whose
-  stdin is the SSH channel: if this process dies (even SIGKILL) or the
-  connection drops, the host sees EOF and the kernel drops the lock.
-- Connections are opened by ssh_connect.Dialer, as ssh would: ~/.ssh/config,
-  ProxyJump hops, identity files, and host keys verified against known_hosts
-  (ssh_hostkeys). Every failure is one HostError line that names the host
-  and the command that fixes it.
+- ssh_loop: the one event loop thread per process; every public method
+  submits a coroutine to it and waits.
+- ssh_session: the ONE connection per executor, opened on first use and
+  reused for every command and file transfer; not reconnected under a lock.
+- ssh_connect / ssh_hostkeys: ~/.ssh/config, ProxyJump hops, identity files,
+  known_hosts verification and trust on first use; every failure is one
+  HostError line that names the host and the command that fixes it.
+- ssh_command: the only place that turns an argv into the string sshd hands
+  to the login shell (shlex-quoted once, env as `env -- K=V` words).
+- ssh_files: read, lstat and atomic write as constant shell scripts, data
+  only as positional parameters, so they work through `sudo -n` for a
+  non-root login exactly as for root.
+- ssh_lock: the deploy lock, a remote `flock` whose holder dies with the
+  channel (this process killed, the connection dropped).
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import os
-import signal
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from garrison import commands as C
-from garrison.errors import CommandFailed, HostError
+from garrison.errors import CommandFailed
 from garrison.hosts import Executor, HostLock, Result, Stat
-from garrison.hosts.ssh_command import HOST_PATH, TIMEOUT_GRACE, TIMEOUT_RC, command_argv, command_line
+from garrison.hosts.ssh_command import HOST_PATH, TIMEOUT_RC, command_argv, command_line
 from garrison.hosts.ssh_connect import SSH_CONFIG_DEFAULT, Dialer
 from garrison.hosts.ssh_files import MISSING, parse_stat, read_argv, stat_argv, write_argv
 from garrison.hosts.ssh_files import SCRIPTS as _FILE_SCRIPTS
 from garrison.hosts.ssh_hostkeys import KNOWN_HOSTS_DEFAULT
 from garrison.hosts.ssh_lock import LOCK_SCRIPT, HeldLocks
 from garrison.hosts.ssh_loop import call
-
-if TYPE_CHECKING:
-    # For annotations only: asyncssh itself is imported where a connection is made,
-    # so that commands that never open one don't pay for importing it.
-    import asyncssh
+from garrison.hosts.ssh_session import SSHSession
 
 __all__ = ["SSHExecutor", "command_line", "command_argv", "HOST_PATH"]
 
-# OpenSSH's MaxSessions defaults to 10 channels per connection; a held lock takes one.
-_MAX_CHANNELS = 8
-
 # Every constant script the executor runs, by name (tests/unit/test_ssh_quoting.py runs them through a shell).
 _SCRIPTS = {**_FILE_SCRIPTS, "lock": LOCK_SCRIPT}
-
-_OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all() -> None:
-    for executor in list(_OPEN_EXECUTORS):
-        try:
-            executor.close()
-        except Exception:
-            pass
 
 
 class SSHExecutor(Executor):
@@ -111,7 +86,7 @@ class SSHExecutor(Executor):
         self.connect_timeout = connect_timeout
         self.lock_stale_after = lock_stale_after
         self.name = name or address
-        self._dialer = Dialer(
+        dialer = Dialer(
             self.name,
             known_hosts=self.known_hosts,
             trust_on_first_use=trust_on_first_use,
@@ -119,37 +94,44 @@ class SSHExecutor(Executor):
             identity_files=self.identity_files,
             connect_timeout=connect_timeout,
         )
-        self.target = self._dialer.resolve(address, user, port)
+        self.target = dialer.resolve(address, user, port)
         self.user = self.target.user
         self.port = self.target.port
-        self.connections_opened = 0  # for tests and diagnostics: stays 1 while the connection lives
-        self._conn: Any = None
-        self._jumps: list[Any] = []
-        self._conn_lock: asyncio.Lock | None = None
-        self._channels: asyncio.Semaphore | None = None
         self._locks = HeldLocks(self.name, lock_stale_after)
-        self._sudo_checked = False
-        self._closed = False
+        self._session = SSHSession(dialer, self.target, self._locks)
         _OPEN_EXECUTORS.add(self)
 
-    # -- public API ---------------------------------------------------------
+    # -- the connection -----------------------------------------------------
 
     @property
     def sudo(self) -> bool:
         return self.user != "root"
 
+    # Read by tests and diagnostics: which connection (and hops) carry the commands, how many were opened.
+    @property
+    def connections_opened(self) -> int:
+        return self._session.opened
+
+    @property
+    def _conn(self) -> Any:
+        return self._session.conn
+
+    @property
+    def _jumps(self) -> list[Any]:
+        return self._session.jumps
+
     def connect(self) -> SSHExecutor:
         """Open the connection now (otherwise the first command does); raises HostError."""
-        call(self._connection())
+        call(self._session.connection())
         return self
 
     def close(self) -> None:
-        if self._closed:
+        if self._session.closed:
             return
-        self._closed = True
+        self._session.closed = True
         _OPEN_EXECUTORS.discard(self)
         try:
-            call(self._aclose(), timeout=10)
+            call(self._session.aclose(), timeout=10)
         except Exception:
             pass
 
@@ -161,6 +143,8 @@ class SSHExecutor(Executor):
 
     def __repr__(self) -> str:
         return f"SSHExecutor({self.target.user}@{self.target.label()})"
+
+    # -- the Executor primitives --------------------------------------------
 
     def run(
         self,
@@ -206,7 +190,7 @@ class SSHExecutor(Executor):
         as `tail -F` does (coreutils >= 8.28). on_line runs on the executor's event loop
         thread: keep it short."""
         argv = tuple(argv)
-        return call(self._afollow(argv, command_line(argv, sudo=self.sudo), on_line))
+        return call(self._session.follow(argv, command_line(argv, sudo=self.sudo), on_line))
 
     def extract_tar(self, data: bytes, dest: str) -> None:
         argv = C.extract_tar(dest)
@@ -214,67 +198,12 @@ class SSHExecutor(Executor):
         self._check(rc, argv, out, err)
 
     def lock(self, path: str, holder: str) -> HostLock:
-        return call(self._lock(path, holder))
+        return call(self._session.lock(path, holder))
 
-    # -- internals: connection ---------------------------------------------
-
-    async def _connection(self) -> asyncssh.SSHClientConnection:
-        if self._closed:
-            raise HostError(f"{self.name}: the SSH connection was closed")
-        if self._conn_lock is None:
-            self._conn_lock = asyncio.Lock()
-        async with self._conn_lock:
-            if self._conn is not None and not self._conn.is_closed():
-                return self._conn
-            if self._conn is not None:
-                # The connection died. Reconnecting is safe only when no lock rode on it.
-                self._conn = None
-                await self._close_jumps()
-                if self._locks:
-                    raise HostError(
-                        f"{self.name}: the SSH connection to {self.target.label()} was lost, "
-                        "and with it the deploy lock; not reconnecting mid-deploy"
-                    )
-            conn, jumps = await self._dialer.open(self.target)
-            self._conn, self._jumps = conn, jumps
-            self.connections_opened += 1
-            if self.sudo and not self._sudo_checked:
-                await self._check_sudo()
-            return conn
-
-    async def _check_sudo(self) -> None:
-        conn = self._conn
-        proc = await conn.create_process("sudo -n true", encoding=None)
-        proc.stdin.write_eof()
-        _, err = await proc.communicate()
-        if proc.exit_status != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
-            detail = lines[-1] if lines else f"exit status {proc.exit_status}"
-            conn.close()
-            self._conn = None
-            await self._close_jumps()
-            raise HostError(f"user {self.user} on {self.target.label()} has no passwordless sudo: {detail}")
-        self._sudo_checked = True
-
-    async def _close_jumps(self) -> None:
-        jumps, self._jumps = self._jumps, []
-        for c in reversed(jumps):
-            c.close()
-
-    async def _aclose(self) -> None:
-        await self._locks.release_all()
-        if self._conn is not None:
-            self._conn.close()
-            try:
-                await asyncio.wait_for(self._conn.wait_closed(), 5)
-            except Exception:
-                pass
-            self._conn = None
-        await self._close_jumps()
-
-    # -- internals: commands ------------------------------------------------
+    # -- internals ----------------------------------------------------------
 
     def _check(self, rc: int, argv: tuple[str, ...], out: bytes, err: bytes) -> None:
+        # The file primitives report the operation (cat, stat, write_file), not the script that ran it.
         if rc != 0:
             raise CommandFailed(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
 
@@ -286,65 +215,21 @@ class SSHExecutor(Executor):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, bytes, bytes]:
+        # Before every command: a lock that may be gone on the host stops the deploy here.
         self._locks.check()
         command = command_line(argv, env, sudo=self.sudo, timeout=timeout)
-        return call(self._aexec(argv, command, input, timeout))
+        return call(self._session.exec(argv, command, input, timeout))
 
-    async def _aexec(self, argv: Sequence[str], command: str, input: bytes | None, timeout: float | None) -> tuple[int, bytes, bytes]:
-        conn = await self._connection()
-        if self._channels is None:
-            self._channels = asyncio.Semaphore(_MAX_CHANNELS)
-        async with self._channels:
-            return await self._aexec_channel(conn, argv, command, input, timeout)
 
-    async def _aexec_channel(
-        self, conn: asyncssh.SSHClientConnection, argv: Sequence[str], command: str, input: bytes | None, timeout: float | None
-    ) -> tuple[int, bytes, bytes]:
-        import asyncssh
+_OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
 
+
+@atexit.register
+def _close_all() -> None:
+    # The loop thread is a daemon and just stops at exit: close the connections (releasing
+    # their locks) while it still runs.
+    for executor in list(_OPEN_EXECUTORS):
         try:
-            proc = await conn.create_process(command, encoding=None)
-            if input:
-                proc.stdin.write(input)
-            proc.stdin.write_eof()
-            try:
-                # The host enforces the timeout; this is the backstop for a dead link.
-                limit = None if timeout is None else timeout + TIMEOUT_GRACE + 5
-                out, err = await asyncio.wait_for(proc.communicate(), limit)
-            except TimeoutError:
-                proc.close()
-                return TIMEOUT_RC, b"", b""
-        except (asyncssh.Error, OSError) as exc:
-            reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
-            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {reason}") from None
-        rc = proc.exit_status
-        if rc is None or rc < 0:
-            sig = proc.exit_signal
-            signame = sig[0] if sig else ""
-            try:
-                rc = -int(signal.Signals["SIG" + signame])
-            except KeyError:
-                rc = 255
-        return rc, out or b"", err or b""
-
-    async def _afollow(self, argv: Sequence[str], command: str, on_line: Callable[[bytes], None]) -> int:
-        import asyncssh
-
-        conn = await self._connection()
-        try:
-            proc = await conn.create_process(command, encoding=None)
-        except (asyncssh.Error, OSError) as exc:
-            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {exc}") from None
-        try:
-            while line := await proc.stdout.readline():
-                on_line(line)
-            await proc.wait_closed()
-        except (asyncssh.Error, OSError):
-            pass  # the connection went away (close()): nothing more to follow
-        return proc.exit_status if proc.exit_status is not None else 255
-
-    # -- internals: lock ----------------------------------------------------
-
-    async def _lock(self, path: str, holder: str) -> HostLock:
-        conn = await self._connection()
-        return await self._locks.take(conn, path, holder, sudo=self.sudo)
+            executor.close()
+        except Exception:
+            pass
