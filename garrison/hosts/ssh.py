@@ -3,331 +3,48 @@
 `SSHExecutor` mirrors `LocalExecutor` command for command: the same PATH and
 LC_ALL for every command, the same atomic file writes (temp file in the same
 folder, chown, chmod, rename), the same lstat fields, the same lock semantics.
+It is the synchronous face of smaller parts, each in its own module:
 
-How it works, and why:
-- One asyncio event loop runs in a daemon thread per process; every public
-  method submits a coroutine to it and waits. Each executor opens ONE SSH
-  connection on first use and reuses it for every command and file transfer
-  (a new channel per command costs one round trip, a new connection ~0.1 s).
-- Commands are argv tuples. `command_line` is the one place that turns one
-  into the string sshd hands to the login shell: every word is shlex-quoted
-  once; environment variables travel as `env -- K=V` words (sshd's own
-  environment passing needs AcceptEnv, which servers rarely allow).
-- File primitives are constant shell scripts (`_SCRIPTS`) run as
-  `sh -c SCRIPT garrison ARG...`: data only ever reaches them as positional
-  parameters, never as script text. They use only POSIX sh and coreutils, so
-  they work through `sudo -n` for a non-root login exactly as for root (SFTP
-  would run as the login user and could not write /etc).
-- The deploy lock is a remote `flock` held by a process whose stdin is the
-  SSH channel: if this process dies (even SIGKILL) or the connection drops,
-  the remote side sees EOF, the holder exits and the kernel drops the lock.
-- Host keys are verified against known_hosts. An unknown key fails (or, with
-  trust_on_first_use, is appended); a changed key always fails. Every failure
-  is one HostError line that names the host and the command that fixes it.
-- ~/.ssh/config is honoured (Host aliases, HostName, Port, User, IdentityFile,
-  ProxyJump, ...). ProxyJump hops are opened here, not by asyncssh, so that
-  they get the same known_hosts, trust policy, keys and error messages.
+- ssh_loop: the one event loop thread per process; every public method
+  submits a coroutine to it and waits.
+- ssh_session: the ONE connection per executor, opened on first use and
+  reused for every command and file transfer; not reconnected under a lock.
+- ssh_connect / ssh_hostkeys: ~/.ssh/config, ProxyJump hops, identity files,
+  known_hosts verification and trust on first use; every failure is one
+  HostError line that names the host and the command that fixes it.
+- ssh_command: the only place that turns an argv into the string sshd hands
+  to the login shell (shlex-quoted once, env as `env -- K=V` words).
+- ssh_files: read, lstat and atomic write as constant shell scripts, data
+  only as positional parameters, so they work through `sudo -n` for a
+  non-root login exactly as for root.
+- ssh_lock: the deploy lock, a remote `flock` whose holder dies with the
+  channel (this process killed, the connection dropped).
 """
 
 from __future__ import annotations
 
-import asyncio
 import atexit
-import base64
-import errno
-import fcntl
-import getpass
-import hashlib
-import hmac
 import os
-import posixpath
-import shlex
-import signal
-import socket
-import stat as stat_mod
-import threading
-import time
 import weakref
-from collections.abc import Callable, Coroutine, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from garrison import commands as C
-from garrison.errors import CommandFailed, HostError, LockHeld
+from garrison.errors import CommandFailed
 from garrison.hosts import Executor, HostLock, Result, Stat
-from garrison.hosts.local import HOST_PATH  # the same PATH for commands as the local executor
-
-if TYPE_CHECKING:
-    # For annotations only: asyncssh itself is imported where a connection is made,
-    # so that commands that never open one don't pay for importing it.
-    import asyncssh
-
-_T = TypeVar("_T")
+from garrison.hosts.ssh_command import HOST_PATH, TIMEOUT_RC, command_argv, command_line
+from garrison.hosts.ssh_connect import SSH_CONFIG_DEFAULT, Dialer
+from garrison.hosts.ssh_files import MISSING, parse_stat, read_argv, stat_argv, write_argv
+from garrison.hosts.ssh_files import SCRIPTS as _FILE_SCRIPTS
+from garrison.hosts.ssh_hostkeys import KNOWN_HOSTS_DEFAULT
+from garrison.hosts.ssh_lock import LOCK_SCRIPT, HeldLocks
+from garrison.hosts.ssh_loop import call
+from garrison.hosts.ssh_session import SSHSession
 
 __all__ = ["SSHExecutor", "command_line", "command_argv", "HOST_PATH"]
 
-DEFAULT_LOCALE = "C.UTF-8"
-
-_KNOWN_HOSTS_DEFAULT = "~/.ssh/known_hosts"
-_SSH_CONFIG_DEFAULT = "~/.ssh/config"
-_MISSING = 3  # exit code of the file scripts for "no such file"
-_LOCK_BUSY = 75  # exit code of the lock script when another process holds the lock
-_TIMEOUT_RC = 124  # what LocalExecutor (and coreutils `timeout`) report for a timeout
-_TIMEOUT_GRACE = 5.0  # seconds between TERM and KILL for a timed-out command
-# OpenSSH's MaxSessions defaults to 10 channels per connection; a held lock takes one.
-_MAX_CHANNELS = 8
-
-
-# ---------------------------------------------------------------------------
-# Quoting: the only place that builds the remote command string.
-
-
-def command_line(
-    argv: Sequence[str],
-    env: Mapping[str, str] | None = None,
-    *,
-    sudo: bool = False,
-    timeout: float | None = None,
-) -> str:
-    """The string sshd runs for argv: `[sudo -n --] [timeout ...] env -- PATH=… LC_ALL=… K=V argv…`.
-
-    Each word is quoted once with shlex.quote, so any argv round-trips
-    through the remote login shell unchanged.
-    """
-    return " ".join(shlex.quote(word) for word in command_argv(argv, env, sudo=sudo, timeout=timeout))
-
-
-def command_argv(
-    argv: Sequence[str],
-    env: Mapping[str, str] | None = None,
-    *,
-    sudo: bool = False,
-    timeout: float | None = None,
-) -> tuple[str, ...]:
-    """The full remote argv (before quoting); see command_line."""
-    argv = tuple(argv)
-    if not argv:
-        raise ValueError("empty argv")
-    for word in argv:
-        if not isinstance(word, str):
-            raise TypeError(f"argv words must be str, got {word!r}")
-        if "\0" in word:
-            raise ValueError(f"argv word contains a NUL byte: {word!r}")
-    if "=" in argv[0]:
-        # `env` would take it for an assignment, not the program to run.
-        raise ValueError(f"program name may not contain '=': {argv[0]!r}")
-    full_env = {"PATH": HOST_PATH, "LC_ALL": DEFAULT_LOCALE}
-    for key, value in (env or {}).items():
-        if not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
-            raise ValueError(f"invalid environment variable name: {key!r}")
-        if "\0" in value:
-            raise ValueError(f"environment value for {key} contains a NUL byte")
-        full_env[key] = value
-    words: list[str] = []
-    if sudo:
-        words += ["sudo", "-n", "--"]
-    if timeout is not None:
-        # Enforced on the host: the command (and its process group) really stops.
-        words += ["timeout", "-k", _fmt_seconds(_TIMEOUT_GRACE), _fmt_seconds(timeout)]
-    words += ["env", "--", *(f"{k}={v}" for k, v in full_env.items()), *argv]
-    return tuple(words)
-
-
-def _fmt_seconds(value: float) -> str:
-    if value <= 0:
-        raise ValueError(f"timeout must be positive, got {value}")
-    return f"{value:.3f}".rstrip("0").rstrip(".")
-
-
-# Constant scripts for the file primitives. $1, $2, ... are the data.
-_SCRIPTS = {
-    # read_file PATH: the bytes, or exit 3 when the path does not exist (a broken
-    # symlink does not exist, as for open()).
-    "read": '[ -e "$1" ] || exit 3\nexec cat -- "$1"\n',
-    # stat PATH: lstat as mode-hex, uid, gid, user, group; then the link target.
-    "stat": (
-        '[ -e "$1" ] || [ -L "$1" ] || exit 3\n'
-        "stat --printf '%f\\n%u\\n%g\\n%U\\n%G\\n' -- \"$1\" || exit\n"
-        'if [ -L "$1" ]; then readlink -- "$1" || exit; fi\n'
-    ),
-    # write PATH DIR BASE OWNER:GROUP MODE, data on stdin: temp file in DIR, chown,
-    # chmod (after chown, which clears setuid bits), rename over PATH.
-    "write": (
-        "set -e\n"
-        'mkdir -p -- "$2"\n'
-        'tmp=$(mktemp --suffix=.garrison-tmp -- "$2/.$3.XXXXXXXX")\n'
-        "trap 'rm -f -- \"$tmp\"' EXIT\n"
-        'cat > "$tmp"\n'
-        'chown -- "$4" "$tmp"\n'
-        'chmod -- "$5" "$tmp"\n'
-        'mv -Tf -- "$tmp" "$1"\n'
-        "trap - EXIT\n"
-    ),
-    # lock PATH DIR HOLDER STALE: take an flock on PATH or print the holder and exit 75;
-    # once taken, write the holder, say "held", and keep the lock while stdin (the
-    # SSH channel) brings a heartbeat line at least every STALE seconds. EOF (release,
-    # dead client, cut connection) or a missed heartbeat (silent network loss) ends
-    # the loop: empty the file and exit, and the kernel drops the flock.
-    "lock": (
-        'mkdir -p -- "$2" || exit\n'
-        'exec 9<>"$1" || exit\n'
-        'if ! flock -n 9; then cat -- "$1"; exit 75; fi\n'
-        'chmod 600 -- "$1"\n'
-        "printf '%s' \"$3\" > \"$1\"\n"
-        "echo held\n"
-        'while beat=$(timeout "$4" head -n 1) && [ -n "$beat" ]; do :; done\n'
-        ': > "$1"\n'
-    ),
-}
-
-
-# ---------------------------------------------------------------------------
-# The event loop thread shared by all executors of this process.
-
-
-class _Loop:
-    _lock = threading.Lock()
-    _loop: asyncio.AbstractEventLoop | None = None
-    _pid: int | None = None
-
-    @classmethod
-    def get(cls) -> asyncio.AbstractEventLoop:
-        with cls._lock:
-            if cls._loop is None or cls._pid != os.getpid():  # (re)start after a fork
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="garrison-ssh", daemon=True)
-                thread.start()
-                cls._loop, cls._pid = loop, os.getpid()
-            return cls._loop
-
-
-def _call(coro: Coroutine[Any, Any, _T], timeout: float | None = None) -> _T:
-    loop = _Loop.get()
-    try:
-        running = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if running is loop:
-        coro.close()
-        raise RuntimeError("SSHExecutor's synchronous API cannot be called from its own event loop")
-    future = asyncio.run_coroutine_threadsafe(coro, loop)
-    try:
-        return future.result(timeout)
-    except BaseException:
-        future.cancel()
-        raise
-
-
-_OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_all() -> None:
-    for executor in list(_OPEN_EXECUTORS):
-        try:
-            executor.close()
-        except Exception:
-            pass
-
-
-# ---------------------------------------------------------------------------
-# Host key verification
-
-
-def _known_hosts_pattern(host: str, port: int) -> str:
-    return host if port == 22 else f"[{host}]:{port}"
-
-
-def _hashed(pattern: str) -> str:
-    salt = os.urandom(20)
-    digest = hmac.new(salt, pattern.encode(), hashlib.sha1).digest()
-    return f"|1|{base64.b64encode(salt).decode()}|{base64.b64encode(digest).decode()}"
-
-
-def _tilde(path: str) -> str:
-    home = os.path.expanduser("~")
-    if home not in ("", "/") and (path == home or path.startswith(home + "/")):
-        return "~" + path[len(home):]
-    return path
-
-
-class _HostKeyPolicy:
-    """Decides about keys that are not in known_hosts: TOFU for unknown hosts, never for changed ones."""
-
-    def __init__(self, known_hosts: str | None, tofu: bool):
-        self.known_hosts = known_hosts
-        self.tofu = tofu
-        self.verdict: str | None = None  # "unknown" | "changed" after a refusal
-
-    def known_hosts_arg(self) -> str | asyncssh.SSHKnownHosts | None:
-        import asyncssh
-
-        if self.known_hosts is None:
-            return None  # verification off (only when the caller asked for it)
-        if os.path.exists(self.known_hosts):
-            return self.known_hosts
-        return asyncssh.import_known_hosts("")
-
-    def has_entry(self, host: str, addr: str, port: int) -> bool:
-        import asyncssh
-
-        if self.known_hosts is None or not os.path.exists(self.known_hosts):
-            return False
-        try:
-            trusted, ca_keys, *_ = asyncssh.match_known_hosts(
-                self.known_hosts, host, addr, port if port != 22 else None
-            )
-        except (OSError, ValueError):
-            return False
-        return bool(trusted or ca_keys)
-
-    def accept_unknown(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
-        if self.has_entry(host, addr, port):
-            self.verdict = "changed"
-            return False
-        if not self.tofu or self.known_hosts is None:
-            self.verdict = "unknown"
-            return False
-        algo, blob = key.export_public_key("openssh").decode().split()[:2]
-        line = f"{_hashed(_known_hosts_pattern(host, port))} {algo} {blob}\n"
-        folder = os.path.dirname(self.known_hosts)
-        if folder and not os.path.isdir(folder):
-            os.makedirs(folder, mode=0o700, exist_ok=True)
-        fd = os.open(self.known_hosts, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, line.encode())
-        finally:
-            os.close(fd)
-        return True
-
-
-def _client_factory(policy: _HostKeyPolicy) -> type[asyncssh.SSHClient]:
-    import asyncssh
-
-    class _Client(asyncssh.SSHClient):
-        def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:  # asyncssh hook
-            return policy.accept_unknown(host, addr, port, key)
-
-    return _Client
-
-
-# ---------------------------------------------------------------------------
-
-
-class _Target:
-    """Where one hop connects, after ~/.ssh/config: alias → HostName, Port, User, ProxyJump."""
-
-    def __init__(self, alias: str, host: str, port: int, user: str, jump: str | None):
-        self.alias, self.host, self.port, self.user, self.jump = alias, host, port, user, jump
-
-    @property
-    def hostport(self) -> str:
-        return self.host if self.port == 22 else f"{self.host}:{self.port}"
-
-    def label(self) -> str:
-        if self.alias == self.host:
-            return self.hostport
-        return f"{self.alias} ({self.hostport})"
+# Every constant script the executor runs, by name (tests/unit/test_ssh_quoting.py runs them through a shell).
+_SCRIPTS = {**_FILE_SCRIPTS, "lock": LOCK_SCRIPT}
 
 
 class SSHExecutor(Executor):
@@ -340,9 +57,9 @@ class SSHExecutor(Executor):
         user: str | None = None,
         port: int | None = None,
         name: str | None = None,
-        known_hosts: str | None = _KNOWN_HOSTS_DEFAULT,
+        known_hosts: str | None = KNOWN_HOSTS_DEFAULT,
         trust_on_first_use: bool = False,
-        ssh_config: str | None = _SSH_CONFIG_DEFAULT,
+        ssh_config: str | None = SSH_CONFIG_DEFAULT,
         identity_files: Sequence[str] | None = None,
         connect_timeout: float = 10,
         lock_stale_after: float = 30,
@@ -365,42 +82,56 @@ class SSHExecutor(Executor):
         self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
         self.trust_on_first_use = trust_on_first_use
         config = os.path.expanduser(ssh_config) if ssh_config else None
-        self._config_paths: list[str] = [config] if config and os.path.exists(config) else []
         self.identity_files = [os.path.expanduser(p) for p in identity_files] if identity_files is not None else None
         self.connect_timeout = connect_timeout
         self.lock_stale_after = lock_stale_after
-        self.target = self._resolve(address, user, port)
+        self.name = name or address
+        dialer = Dialer(
+            self.name,
+            known_hosts=self.known_hosts,
+            trust_on_first_use=trust_on_first_use,
+            config_paths=[config] if config and os.path.exists(config) else [],
+            identity_files=self.identity_files,
+            connect_timeout=connect_timeout,
+        )
+        self.target = dialer.resolve(address, user, port)
         self.user = self.target.user
         self.port = self.target.port
-        self.name = name or address
-        self.connections_opened = 0  # for tests and diagnostics: stays 1 while the connection lives
-        self._conn: Any = None
-        self._jumps: list[Any] = []
-        self._conn_lock: asyncio.Lock | None = None
-        self._channels: asyncio.Semaphore | None = None
-        self._locks: set[_SSHLock] = set()
-        self._sudo_checked = False
-        self._closed = False
+        self._locks = HeldLocks(self.name, lock_stale_after)
+        self._session = SSHSession(dialer, self.target, self._locks)
         _OPEN_EXECUTORS.add(self)
 
-    # -- public API ---------------------------------------------------------
+    # -- the connection -----------------------------------------------------
 
     @property
     def sudo(self) -> bool:
         return self.user != "root"
 
+    # Read by tests and diagnostics: which connection (and hops) carry the commands, how many were opened.
+    @property
+    def connections_opened(self) -> int:
+        return self._session.opened
+
+    @property
+    def _conn(self) -> Any:
+        return self._session.conn
+
+    @property
+    def _jumps(self) -> list[Any]:
+        return self._session.jumps
+
     def connect(self) -> SSHExecutor:
         """Open the connection now (otherwise the first command does); raises HostError."""
-        _call(self._connection())
+        call(self._session.connection())
         return self
 
     def close(self) -> None:
-        if self._closed:
+        if self._session.closed:
             return
-        self._closed = True
+        self._session.closed = True
         _OPEN_EXECUTORS.discard(self)
         try:
-            _call(self._aclose(), timeout=10)
+            call(self._session.aclose(), timeout=10)
         except Exception:
             pass
 
@@ -413,6 +144,8 @@ class SSHExecutor(Executor):
     def __repr__(self) -> str:
         return f"SSHExecutor({self.target.user}@{self.target.label()})"
 
+    # -- the Executor primitives --------------------------------------------
+
     def run(
         self,
         argv: Sequence[str],
@@ -424,8 +157,8 @@ class SSHExecutor(Executor):
     ) -> Result:
         argv = tuple(argv)
         rc, out, err = self._exec(argv, input=input, env=env, timeout=timeout)
-        if rc == _TIMEOUT_RC and timeout is not None:
-            res = Result(argv, _TIMEOUT_RC, out.decode(errors="replace"), f"timed out after {timeout} s")
+        if rc == TIMEOUT_RC and timeout is not None:
+            res = Result(argv, TIMEOUT_RC, out.decode(errors="replace"), f"timed out after {timeout} s")
         else:
             res = Result(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
         if check and not res.ok:
@@ -433,37 +166,22 @@ class SSHExecutor(Executor):
         return res
 
     def read_file(self, path: str) -> bytes | None:
-        rc, out, err = self._script("read", path)
-        if rc == _MISSING:
+        rc, out, err = self._exec(read_argv(path))
+        if rc == MISSING:
             return None
         self._check(rc, ("cat", "--", path), out, err)
         return out
 
     def write_file(self, path: str, data: bytes, *, mode: int = 0o644, owner: str = "root", group: str = "root") -> None:
-        folder = posixpath.dirname(path) or "."
-        base = posixpath.basename(path)
-        rc, out, err = self._script("write", path, folder, base, f"{owner}:{group}", f"{mode:o}", input=data)
+        rc, out, err = self._exec(write_argv(path, mode=mode, owner=owner, group=group), input=data)
         self._check(rc, ("write_file", path), out, err)
 
     def stat(self, path: str) -> Stat | None:
-        rc, out, err = self._script("stat", path)
-        if rc == _MISSING:
+        rc, out, err = self._exec(stat_argv(path))
+        if rc == MISSING:
             return None
         self._check(rc, ("stat", "--", path), out, err)
-        text = out.decode("utf-8", "surrogateescape")
-        fields = text.split("\n", 5)
-        raw = int(fields[0], 16)
-        uid, gid, user, group = fields[1], fields[2], fields[3], fields[4]
-        rest = fields[5] if len(fields) > 5 else ""
-        is_link = stat_mod.S_ISLNK(raw)
-        return Stat(
-            mode=stat_mod.S_IMODE(raw),
-            owner=uid if user == "UNKNOWN" else user,
-            group=gid if group == "UNKNOWN" else group,
-            is_dir=stat_mod.S_ISDIR(raw),
-            is_link=is_link,
-            link_target=rest[:-1] if is_link and rest.endswith("\n") else (rest if is_link else None),
-        )
+        return parse_stat(out)
 
     def follow(self, argv: Sequence[str], on_line: Callable[[bytes], None]) -> int:
         """Run argv (e.g. `tail -F`), calling on_line with each line of its output as it
@@ -472,7 +190,7 @@ class SSHExecutor(Executor):
         as `tail -F` does (coreutils >= 8.28). on_line runs on the executor's event loop
         thread: keep it short."""
         argv = tuple(argv)
-        return _call(self._afollow(argv, command_line(argv, sudo=self.sudo), on_line))
+        return call(self._session.follow(argv, command_line(argv, sudo=self.sudo), on_line))
 
     def extract_tar(self, data: bytes, dest: str) -> None:
         argv = C.extract_tar(dest)
@@ -480,198 +198,14 @@ class SSHExecutor(Executor):
         self._check(rc, argv, out, err)
 
     def lock(self, path: str, holder: str) -> HostLock:
-        return _call(self._lock(path, holder))
+        return call(self._session.lock(path, holder))
 
-    # -- internals: connection ---------------------------------------------
-
-    def _resolve(self, alias: str, user: str | None, port: int | None) -> _Target:
-        from asyncssh.config import SSHClientConfig
-
-        try:
-            local_user = getpass.getuser()
-        except Exception:
-            local_user = "root"
-        try:
-            cfg = SSHClientConfig.load(
-                None, self._config_paths, False, False, False, local_user, user or (), alias, port or ()
-            )
-        except (OSError, ValueError) as exc:
-            raise HostError(f"{alias}: cannot read ssh config {self._config_paths[0]}: {exc}") from None
-        host = str(cfg.get("Hostname") or alias)
-        port_v = int(port or cast("int | str | None", cfg.get("Port")) or 22)
-        user_v = str(user or cfg.get("User") or "root")
-        jump = cfg.get("ProxyJump")
-        jump = None if not jump or str(jump).lower() == "none" else str(jump)
-        return _Target(alias, host, port_v, user_v, jump)
-
-    async def _connection(self) -> asyncssh.SSHClientConnection:
-        if self._closed:
-            raise HostError(f"{self.name}: the SSH connection was closed")
-        if self._conn_lock is None:
-            self._conn_lock = asyncio.Lock()
-        async with self._conn_lock:
-            if self._conn is not None and not self._conn.is_closed():
-                return self._conn
-            if self._conn is not None:
-                # The connection died. Reconnecting is safe only when no lock rode on it.
-                self._conn = None
-                await self._close_jumps()
-                if self._locks:
-                    raise HostError(
-                        f"{self.name}: the SSH connection to {self.target.label()} was lost, "
-                        "and with it the deploy lock; not reconnecting mid-deploy"
-                    )
-            conn, jumps = await self._open(self.target, depth=0, tunnel=None)
-            self._conn, self._jumps = conn, jumps
-            self.connections_opened += 1
-            if self.sudo and not self._sudo_checked:
-                await self._check_sudo()
-            return conn
-
-    async def _open(
-        self, target: _Target, depth: int, tunnel: asyncssh.SSHClientConnection | None
-    ) -> tuple[asyncssh.SSHClientConnection, list[asyncssh.SSHClientConnection]]:
-        """Connect to target (through its ProxyJump hops, when there are any)."""
-        import asyncssh
-
-        jumps: list[Any] = []
-        if tunnel is None and target.jump:
-            if depth > 4:
-                raise HostError(f"{self.name}: ProxyJump chain for {target.alias} is too long (a loop?)")
-            prev = None
-            for i, hop in enumerate(target.jump.split(",")):
-                hop_user, _, hop_host = hop.strip().rpartition("@")
-                hop_port: int | None = None
-                if hop_host.startswith("["):
-                    bracket_host, _, rest = hop_host[1:].partition("]")
-                    hop_host, hop_port = bracket_host, int(rest[1:]) if rest.startswith(":") else None
-                elif hop_host.count(":") == 1:
-                    hop_host, port_s = hop_host.split(":")
-                    hop_port = int(port_s)
-                hop_target = self._resolve(hop_host, hop_user or None, hop_port)
-                try:
-                    conn, more = await self._open(hop_target, depth + 1, prev if i else None)
-                except HostError as exc:
-                    for c in reversed(jumps):
-                        c.close()
-                    raise HostError(f"{exc} (jump host for {target.label()})") from None
-                jumps += more + [conn]
-                prev = conn
-            tunnel = prev
-
-        policy = _HostKeyPolicy(self.known_hosts, self.trust_on_first_use)
-        options: dict[str, Any] = dict(
-            port=target.port,
-            username=target.user,
-            config=self._config_paths,
-            known_hosts=policy.known_hosts_arg(),
-            client_factory=_client_factory(policy),
-            connect_timeout=self.connect_timeout,
-            tunnel=tunnel,  # never None→config: hops are opened above, with our policy
-        )
-        if self.identity_files is not None:
-            options["client_keys"] = self.identity_files  # (the ssh-agent is still asked, as by ssh -i)
-        label = target.label()
-        try:
-            conn = await asyncio.wait_for(
-                asyncssh.connect(target.alias, **options), timeout=self.connect_timeout + 2
-            )
-        except asyncssh.HostKeyNotVerifiable:
-            for c in reversed(jumps):
-                c.close()
-            raise HostError(self._host_key_message(target, policy)) from None
-        except BaseException as exc:
-            for c in reversed(jumps):
-                c.close()
-            if isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
-                raise
-            raise HostError(self._connect_message(target, label, exc)) from None
-        return conn, jumps
-
-    def _host_key_message(self, target: _Target, policy: _HostKeyPolicy) -> str:
-        kh = _tilde(self.known_hosts or _KNOWN_HOSTS_DEFAULT)
-        port_opt = f"-p {target.port} " if target.port != 22 else ""
-        scan = f"ssh-keyscan {port_opt}-H {target.host} >> {kh}"
-        via = f" (run it where {target.host} is reachable)" if target.jump else ""
-        if policy.verdict == "changed":
-            pattern = _known_hosts_pattern(target.host, target.port)
-            return (
-                f"{target.label()}: the host key CHANGED since it was trusted in {kh} "
-                f"(reinstalled server, or someone in the middle); if the change is expected, run: "
-                f"ssh-keygen -f {kh} -R {shlex.quote(pattern)} && {scan}{via}"
-            )
-        return f"{target.label()}: unknown host key (not in {kh}); to trust it, run: {scan}{via}"
-
-    def _connect_message(self, target: _Target, label: str, exc: BaseException) -> str:
-        import asyncssh
-
-        user = target.user
-        if isinstance(exc, asyncssh.PermissionDenied):
-            offered = ", ".join(_tilde(p) for p in self.identity_files) if self.identity_files else (
-                "IdentityFile, ~/.ssh/id_* and the ssh-agent"
-            )
-            return (
-                f"{label}: login as {user} refused (tried keys from {offered}); put your public key in "
-                f"~{user}/.ssh/authorized_keys on the host, or point identity_files/IdentityFile at the right key"
-            )
-        if isinstance(exc, FileNotFoundError):
-            return f"{label}: identity file not found: {exc.filename or exc}"
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-            return f"{label}: no SSH answer within {self.connect_timeout:g} s (host down, or a firewall drops port {target.port})"
-        if isinstance(exc, ConnectionRefusedError):
-            return f"{label}: connection refused on port {target.port} (is sshd running there?)"
-        if isinstance(exc, socket.gaierror):
-            return f"{label}: cannot resolve host name {target.host!r}: {exc.strerror or exc}"
-        if isinstance(exc, OSError) and exc.errno in (errno.EHOSTUNREACH, errno.ENETUNREACH):
-            return f"{label}: host unreachable ({os.strerror(exc.errno)})"
-        if isinstance(exc, asyncssh.ChannelOpenError):
-            return f"{label}: the jump host could not reach {target.hostport}: {exc.reason}"
-        if isinstance(exc, asyncssh.KeyImportError):
-            return f"{label}: cannot load an identity file: {exc}"
-        if isinstance(exc, asyncssh.DisconnectError):
-            return f"{label}: SSH connection failed: {exc.reason or type(exc).__name__}"
-        detail = str(exc).strip().splitlines()
-        return f"{label}: cannot connect: {detail[0] if detail else type(exc).__name__}"
-
-    async def _check_sudo(self) -> None:
-        conn = self._conn
-        proc = await conn.create_process("sudo -n true", encoding=None)
-        proc.stdin.write_eof()
-        _, err = await proc.communicate()
-        if proc.exit_status != 0:
-            lines = err.decode(errors="replace").strip().splitlines()
-            detail = lines[-1] if lines else f"exit status {proc.exit_status}"
-            conn.close()
-            self._conn = None
-            await self._close_jumps()
-            raise HostError(f"user {self.user} on {self.target.label()} has no passwordless sudo: {detail}")
-        self._sudo_checked = True
-
-    async def _close_jumps(self) -> None:
-        jumps, self._jumps = self._jumps, []
-        for c in reversed(jumps):
-            c.close()
-
-    async def _aclose(self) -> None:
-        for lock in list(self._locks):
-            await lock._arelease()
-        if self._conn is not None:
-            self._conn.close()
-            try:
-                await asyncio.wait_for(self._conn.wait_closed(), 5)
-            except Exception:
-                pass
-            self._conn = None
-        await self._close_jumps()
-
-    # -- internals: commands ------------------------------------------------
+    # -- internals ----------------------------------------------------------
 
     def _check(self, rc: int, argv: tuple[str, ...], out: bytes, err: bytes) -> None:
+        # The file primitives report the operation (cat, stat, write_file), not the script that ran it.
         if rc != 0:
             raise CommandFailed(argv, rc, out.decode(errors="replace"), err.decode(errors="replace"))
-
-    def _script(self, which: str, *args: str, input: bytes | None = None) -> tuple[int, bytes, bytes]:
-        return self._exec(("sh", "-c", _SCRIPTS[which], "garrison", *args), input=input)
 
     def _exec(
         self,
@@ -681,160 +215,21 @@ class SSHExecutor(Executor):
         env: Mapping[str, str] | None = None,
         timeout: float | None = None,
     ) -> tuple[int, bytes, bytes]:
-        self._check_locks()
+        # Before every command: a lock that may be gone on the host stops the deploy here.
+        self._locks.check()
         command = command_line(argv, env, sudo=self.sudo, timeout=timeout)
-        return _call(self._aexec(argv, command, input, timeout))
+        return call(self._session.exec(argv, command, input, timeout))
 
-    async def _aexec(self, argv: Sequence[str], command: str, input: bytes | None, timeout: float | None) -> tuple[int, bytes, bytes]:
-        conn = await self._connection()
-        if self._channels is None:
-            self._channels = asyncio.Semaphore(_MAX_CHANNELS)
-        async with self._channels:
-            return await self._aexec_channel(conn, argv, command, input, timeout)
 
-    async def _aexec_channel(
-        self, conn: asyncssh.SSHClientConnection, argv: Sequence[str], command: str, input: bytes | None, timeout: float | None
-    ) -> tuple[int, bytes, bytes]:
-        import asyncssh
+_OPEN_EXECUTORS: weakref.WeakSet[SSHExecutor] = weakref.WeakSet()
 
+
+@atexit.register
+def _close_all() -> None:
+    # The loop thread is a daemon and just stops at exit: close the connections (releasing
+    # their locks) while it still runs.
+    for executor in list(_OPEN_EXECUTORS):
         try:
-            proc = await conn.create_process(command, encoding=None)
-            if input:
-                proc.stdin.write(input)
-            proc.stdin.write_eof()
-            try:
-                # The host enforces the timeout; this is the backstop for a dead link.
-                limit = None if timeout is None else timeout + _TIMEOUT_GRACE + 5
-                out, err = await asyncio.wait_for(proc.communicate(), limit)
-            except TimeoutError:
-                proc.close()
-                return _TIMEOUT_RC, b"", b""
-        except (asyncssh.Error, OSError) as exc:
-            reason = getattr(exc, "reason", "") or str(exc) or type(exc).__name__
-            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {reason}") from None
-        rc = proc.exit_status
-        if rc is None or rc < 0:
-            sig = proc.exit_signal
-            signame = sig[0] if sig else ""
-            try:
-                rc = -int(signal.Signals["SIG" + signame])
-            except KeyError:
-                rc = 255
-        return rc, out or b"", err or b""
-
-    async def _afollow(self, argv: Sequence[str], command: str, on_line: Callable[[bytes], None]) -> int:
-        import asyncssh
-
-        conn = await self._connection()
-        try:
-            proc = await conn.create_process(command, encoding=None)
-        except (asyncssh.Error, OSError) as exc:
-            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {exc}") from None
-        try:
-            while line := await proc.stdout.readline():
-                on_line(line)
-            await proc.wait_closed()
-        except (asyncssh.Error, OSError):
-            pass  # the connection went away (close()): nothing more to follow
-        return proc.exit_status if proc.exit_status is not None else 255
-
-    # -- internals: lock ----------------------------------------------------
-
-    async def _lock(self, path: str, holder: str) -> _SSHLock:
-        import asyncssh
-
-        conn = await self._connection()
-        stale = _fmt_seconds(self.lock_stale_after)
-        argv = ("sh", "-c", _SCRIPTS["lock"], "garrison", path, posixpath.dirname(path) or ".", holder, stale)
-        command = command_line(argv, sudo=self.sudo)
-        try:
-            proc = await conn.create_process(command, encoding=None)
-            first = await asyncio.wait_for(proc.stdout.readline(), 30)
-        except (TimeoutError, asyncssh.Error, OSError) as exc:
-            raise HostError(f"{self.name}: cannot take the lock {path}: {exc or type(exc).__name__}") from None
-        if first == b"held\n":
-            lock = _SSHLock(self, proc, path)
-            self._locks.add(lock)
-            return lock
-        rest, err = await proc.communicate()
-        if proc.exit_status == _LOCK_BUSY:
-            who = (first + (rest or b"")).decode(errors="replace").strip() or "another process"
-            raise LockHeld(f"another deploy holds the lock {path} on {self.name}: {who}; wait for it to finish")
-        detail = (err or b"").decode(errors="replace").strip().splitlines()
-        raise CommandFailed(
-            ("flock", "-n", path), proc.exit_status or 1, "", detail[-1] if detail else "could not take the lock"
-        )
-
-    def _check_locks(self) -> None:
-        for lock in list(self._locks):
-            if lock.lost or lock.beat_age() > self.lock_stale_after * 2 / 3:
-                # (By age, too: after a freeze or a suspend this process may run a
-                # command before its loop has even read the host's goodbye.)
-                raise HostError(
-                    f"{self.name}: the deploy lock {lock.path} was lost (no heartbeat reached the host for "
-                    f"{self.lock_stale_after:g} s, or the connection dropped); stopping rather than deploying unlocked"
-                )
-
-
-def _clocks() -> tuple[float, float]:
-    """monotonic, plus a clock that also runs while the machine sleeps (BOOTTIME; else wall time)."""
-    boottime = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.monotonic(), time.clock_gettime(boottime) if boottime is not None else time.time()
-
-
-class _SSHLock(HostLock):
-    """Held while the remote holder reads heartbeats from the open channel; released by EOF."""
-
-    def __init__(self, executor: SSHExecutor, proc: asyncssh.SSHClientProcess[bytes], path: str) -> None:
-        self.executor = executor
-        self.proc = proc
-        self.path = path
-        self.lost = False
-        self._released = False
-        self._beat_at = _clocks()
-        loop = asyncio.get_running_loop()
-        self._heartbeat = loop.create_task(self._beat(executor.lock_stale_after / 3))
-        self._watch = loop.create_task(self._watch_exit())
-
-    async def _beat(self, interval: float) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            if self.beat_age() > self.executor.lock_stale_after * 2 / 3:
-                return  # the host may already have dropped the lock: don't pretend
-            try:
-                self.proc.stdin.write(b"beat\n")
-            except Exception:
-                return
-            self._beat_at = _clocks()
-
-    def beat_age(self) -> float:
-        """Seconds since the last heartbeat, counting time spent suspended."""
-        return max(now - then for now, then in zip(_clocks(), self._beat_at, strict=True))
-
-    async def _watch_exit(self) -> None:
-        try:
-            await self.proc.wait_closed()
+            executor.close()
         except Exception:
             pass
-        if not self._released:
-            self.lost = True
-            self._heartbeat.cancel()
-
-    def release(self) -> None:
-        if not self._released:
-            _call(self._arelease(), timeout=20)
-
-    async def _arelease(self) -> None:
-        if self._released:
-            return
-        self._released = True
-        self.executor._locks.discard(self)
-        self._heartbeat.cancel()
-        try:
-            self.proc.stdin.write_eof()
-            await asyncio.wait_for(self.proc.wait_closed(), 10)
-        except Exception:
-            pass  # connection gone: the remote side already released the lock
-        finally:
-            self.proc.close()
-            self._watch.cancel()
