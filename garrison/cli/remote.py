@@ -539,3 +539,47 @@ def _env_list(ctx: click.Context, config_path: Path | None, reveal: bool, host_n
 
 
 main.add_command(env_group, "env")
+
+
+# -- one-off commands on a host ---------------------------------------------------------------
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@config_option
+@click.option("--host", "host_name", metavar="NAME", default=None, help="The [[hosts]] app host to run on (default: the first).")
+@click.option("--trust-new-hosts", is_flag=True, help="Trust a host's key on first use (appended to known_hosts).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(ctx: click.Context, config_path: Path | None, host_name: str | None, trust_new_hosts: bool,
+            command: tuple[str, ...]) -> None:
+    """Run COMMAND once in the live release, as the app user, with its venv and env
+    (garrison run -- python manage.py createsuperuser); on a [[hosts]] host over SSH, with
+    your terminal. The exit status is the command's."""
+    sys.exit(_run_on_host(ctx, config_path, host_name, trust_new_hosts, command))
+
+
+@boundary
+def _run_on_host(ctx: click.Context, config_path: Path | None, host_name: str | None, trust_new_hosts: bool,
+                 command: tuple[str, ...]) -> int:
+    from garrison.cli.local import run as local_run
+    from garrison.workflows.fleet import SSHOptions, app_hosts, executor_for, host_project, select_hosts
+    from garrison.workflows.oneoff import command_argv
+
+    project = _project(config_path, sample_if_missing=True)
+    if not project.config.hosts:
+        if host_name:
+            raise GarrisonError(f"--host {host_name}: garrison.toml has no [[hosts]]")
+        ctx.invoke(local_run, config_path=config_path, command=command)
+        return 0
+    hosts = select_hosts(project.config, [host_name]) if host_name else app_hosts(project.config)[:1]
+    if not hosts:
+        raise GarrisonError("garrison.toml has no app host to run on; name one with --host")
+    ex = executor_for(hosts[0], SSHOptions.from_env(trust_new_hosts))
+    try:
+        argv = command_argv(host_project(project, hosts[0]), ex, command)
+        return cast("SSHExecutor", ex).attach(argv)
+    finally:
+        ex.close()
+
+
+main.add_command(run_cmd, "run")

@@ -192,6 +192,27 @@ class SSHExecutor(Executor):
         argv = tuple(argv)
         return call(self._session.follow(argv, command_line(argv, sudo=self.sudo), on_line))
 
+    def attach(self, argv: Sequence[str]) -> int:
+        """Run argv on the host with this terminal: stdin, stdout and stderr, and a pty (in raw
+        mode here, so keys reach the remote program as typed) when stdin is one. Its exit status."""
+        import os
+        import sys
+
+        argv = tuple(argv)
+        command = command_line(argv, sudo=self.sudo)
+        if not sys.stdin.isatty():
+            return call(self._session.attach(argv, command, None, None))
+        import termios
+        import tty
+
+        size = os.get_terminal_size(sys.stdin.fileno())
+        saved = termios.tcgetattr(sys.stdin.fileno())
+        try:
+            tty.setraw(sys.stdin.fileno())
+            return call(self._session.attach(argv, command, os.environ.get("TERM", "xterm"), (size.columns, size.lines)))
+        finally:
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)
+
     def extract_tar(self, data: bytes, dest: str) -> None:
         argv = C.extract_tar(dest)
         rc, out, err = self._exec(argv, input=data)

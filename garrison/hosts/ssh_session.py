@@ -158,6 +158,24 @@ class SSHSession:
             pass  # the connection went away (close()): nothing more to follow
         return proc.exit_status if proc.exit_status is not None else 255
 
+    async def attach(self, argv: Sequence[str], command: str, term: str | None, size: tuple[int, int] | None) -> int:
+        """Run command with this process's stdin, stdout and stderr (a pty when term is given:
+        an interactive shell); its exit status, 255 when it died of a signal."""
+        import sys
+
+        import asyncssh
+
+        conn = await self.connection()
+        try:
+            proc = await conn.create_process(
+                command, encoding=None, term_type=term, term_size=size,
+                stdin=sys.stdin.buffer, stdout=sys.stdout.buffer, stderr=sys.stderr.buffer,
+            )
+            await proc.wait_closed()
+        except (asyncssh.Error, OSError) as exc:
+            raise HostError(f"{self.name}: SSH failure while running `{' '.join(argv)}`: {exc}") from None
+        return proc.exit_status if proc.exit_status is not None and proc.exit_status >= 0 else 255
+
     async def lock(self, path: str, holder: str) -> SSHLock:
         """Take the deploy lock at path on this connection (see ssh_lock)."""
         conn = await self.connection()

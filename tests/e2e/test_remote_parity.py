@@ -8,6 +8,9 @@ read on the lab host.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from tests.e2e.test_fleet import (  # noqa: F401  (wheelhouse is a fixture)
@@ -52,6 +55,13 @@ def test_a_failed_remote_deploy_prints_that_hosts_cause_and_its_logs(hostlab, wh
 
     status = garrison("status", "--host", "rp1", cwd=app, env=env)
     assert "rp1" in status.stdout and "live slot" in status.stdout, status.stdout + status.stderr
+
+    # `garrison run` on the host: in its live release, as the app user; exit status and stdin pass through.
+    code = "import os, pwd, sys; print(pwd.getpwuid(os.getuid()).pw_name, sys.stdin.read().upper()); sys.exit(3)"
+    ran = subprocess.run((sys.executable, "-m", "garrison", "run", "--host", "rp1", "--", "python", "-c", code),
+                         cwd=app, env=env, input="from the caller", capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 3, ran.stdout + ran.stderr
+    assert ran.stdout.split() == ["fleetave", "FROM", "THE", "CALLER"], ran.stdout
 
 
 SECRET_HOOK = 'sleep 3; test -n "$LAB_TOKEN"'
