@@ -84,7 +84,9 @@ TOP_LEVEL_FILES = ("wsgi.py", "asgi.py", "app.py", "main.py")
 # Candidate modules inside each top-level package, same reasoning (FastAPI's
 # "bigger applications" layout keeps the app in <pkg>/main.py).
 PACKAGE_FILES = ("wsgi.py", "asgi.py", "app.py", "main.py", "__init__.py")
-OTHER_FILES = ("requirements.txt", "pyproject.toml", "manage.py")
+OTHER_FILES = ("requirements.txt", "pyproject.toml", "manage.py", "Procfile")
+# Where queue workers are usually defined (read only to find them, never as the web app).
+WORKER_FILES = ("celery.py", "tasks.py", "worker.py", "huey_app.py")
 
 FACTORY = "create_app"
 MAX_NAME = 32
@@ -181,6 +183,7 @@ class Detection:
     media_root: str | None = None
     persist: tuple[str, ...] = ()  # what the app writes, kept across releases ([app] persist)
     new_requirements: str | None = None  # requirements.txt that init writes (a startproject has none)
+    processes: tuple[tuple[str, str], ...] = ()  # (name, command): queue workers, from a Procfile or the code
 
 
 @dataclass(frozen=True)
@@ -275,7 +278,12 @@ def scan(
         notes.append("pyproject.toml also has [tool.garrison]; garrison.toml takes precedence over it")
 
     persist = _persist(files, framework, django, notes)
+    processes, procfile_release = _processes(files, requirements, notes)
+    if procfile_release and not hook:
+        hook = procfile_release
+        notes.append(f"release hook from the Procfile: `{hook}`")
     return Detection(
+        processes=processes,
         persist=persist,
         new_requirements=new_requirements,
         name=name,
@@ -294,6 +302,56 @@ def scan(
         sqlite_paths=django.sqlite_paths if django else (),
         media_root=django.media_root if django else None,
     )
+
+
+_CELERY_APP = re.compile(r"^(\w+)\s*=\s*Celery\(", re.M)
+_HUEY_APP = re.compile(r"^(\w+)\s*=\s*(?:Redis|Sqlite|Memory|Priority\w*)?Huey\(", re.M)
+
+
+def _module_of(path: str) -> str:
+    return path[:-3].replace("/", ".").removesuffix(".__init__")
+
+
+def _processes(files: Mapping[str, str], requirements: str | None,
+               notes: list[str]) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    """Queue workers: a Procfile's entries (its `release:` becomes the release hook), else the
+    Celery, Huey, Dramatiq or RQ worker the code or requirements show."""
+    if "Procfile" in files:
+        found, release = [], None
+        for line in files["Procfile"].splitlines():
+            name, sep, command = line.partition(":")
+            name, command = name.strip(), command.strip()
+            if not sep or not command or line.lstrip().startswith("#"):
+                continue
+            if name == "web":
+                notes.append(f"Procfile web: `{command}`: Garrison runs the web server itself (gunicorn, [app] entry)")
+            elif name == "release":
+                release = command
+            elif re.fullmatch(r"[a-z][a-z0-9_-]*", name):
+                found.append((name, command))
+        if found:
+            notes.append("processes from the Procfile: " + ", ".join(n for n, _ in found))
+        return tuple(found), release
+    py = {p: t for p, t in files.items() if p.endswith(".py")}
+    for path, text in py.items():
+        if (m := _CELERY_APP.search(text)) and "celery" in text:
+            cmd = f"celery -A {_module_of(path)}:{m.group(1)} worker --loglevel=INFO"
+            notes.append(f"Celery app `{m.group(1)}` in {path}: [processes.worker] runs `{cmd}` (set its broker with garrison env set)")
+            return (("worker", cmd),), None
+        if (m := _HUEY_APP.search(text)) and "huey" in text:
+            cmd = f"huey_consumer {_module_of(path)}.{m.group(1)}"
+            notes.append(f"Huey instance `{m.group(1)}` in {path}: [processes.worker] runs `{cmd}`")
+            return (("worker", cmd),), None
+        if re.search(r"^\s*@(?:dramatiq\.)?actor\b", text, re.M) and "dramatiq" in text:
+            cmd = f"dramatiq {_module_of(path)}"
+            notes.append(f"Dramatiq actors in {path}: [processes.worker] runs `{cmd}`")
+            return (("worker", cmd),), None
+    reqs = files.get(requirements or "", "") + files.get("pyproject.toml", "")
+    if re.search(r"(?im)^\s*\"?rq\b(?![-_])", reqs) and any("Queue(" in t for t in py.values()):
+        cmd = "rq worker --url $REDIS_URL"
+        notes.append(f"RQ queues in the code: [processes.worker] runs `{cmd}`; set REDIS_URL with garrison env set")
+        return (("worker", cmd),), None
+    return (), None
 
 
 _INSTANCE_USE = re.compile(r"\binstance_path\b|instance_relative_config\s*=\s*True")
@@ -1626,6 +1684,12 @@ def render_toml(d: Detection) -> str:
     else:
         lines.append(_model_default(Gunicorn, "worker_class"))
     lines += [*(_model_default(Gunicorn, key) for key in GUNICORN_SHOWN), ""]
+    for name, command in d.processes:
+        lines += [
+            _line(f"[processes.{name}]", "a worker beside the web server, restarted with each release"),
+            f"command = {_toml_str(command)}",
+            "",
+        ]
     if d.release_hook or d.first_deploy_hook:
         lines.append("[hooks]")
     if d.release_hook:
@@ -1680,14 +1744,14 @@ def read_app_folder(
     root = Path(root)
     files: dict[str, str] = {}
     dirs: set[str] = set()
-    for name in TOP_LEVEL_FILES + OTHER_FILES:
+    for name in TOP_LEVEL_FILES + OTHER_FILES + WORKER_FILES:
         if (root / name).is_file():
             files[name] = _read(root / name)
     for d in _subdirs(root):
         dirs.add(d)
         if not d.isidentifier() or not (root / d / "__init__.py").is_file():
             continue
-        for name in PACKAGE_FILES:
+        for name in (*PACKAGE_FILES, *WORKER_FILES):
             if (root / d / name).is_file():
                 files[f"{d}/{name}"] = _read(root / d / name)
         dirs.update(f"{d}/{sub}" for sub in _subdirs(root / d))

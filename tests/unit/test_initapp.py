@@ -1282,3 +1282,27 @@ def test_startproject_deploys_with_no_edit(tmp_path: Path) -> None:
     (tmp_path / "requirements.txt").write_text("django>=5\n")
     run_init(tmp_path, force=True)
     assert (tmp_path / "requirements.txt").read_text() == "django>=5\n"
+
+
+def test_procfile_workers_and_release_become_processes_and_the_hook() -> None:
+    files = {
+        "main.py": "from flask import Flask\napp = Flask(__name__)\n",
+        "Procfile": "web: gunicorn main:app\nworker: rq worker --url $REDIS_URL\nrelease: flask db upgrade\n# clock: x\n",
+    }
+    d = scan(files)
+    assert d.processes == (("worker", "rq worker --url $REDIS_URL"),) and d.release_hook == "flask db upgrade"
+    cfg = tomllib.loads(render_toml(d))
+    assert cfg["processes"]["worker"]["command"] == "rq worker --url $REDIS_URL"
+    assert cfg["hooks"]["release"] == "flask db upgrade"
+
+
+def test_queue_workers_are_recognised_in_the_code() -> None:
+    web = "from flask import Flask\napp = Flask(__name__)\n"
+    celery = scan({"main.py": web, "shop/__init__.py": "", "shop/celery.py": "from celery import Celery\napp = Celery('shop')\n"},
+                  {"shop"})
+    assert celery.processes == (("worker", "celery -A shop.celery:app worker --loglevel=INFO"),)
+    huey = scan({"main.py": web, "tasks.py": "from huey import RedisHuey\nhuey = RedisHuey('shop')\n"})
+    assert huey.processes == (("worker", "huey_consumer tasks.huey"),)
+    rq = scan({"main.py": web + "from rq import Queue\nq = Queue(connection=None)\n", "requirements.txt": "flask\nrq\n"})
+    assert rq.processes == (("worker", "rq worker --url $REDIS_URL"),)
+    assert scan({"main.py": web, "requirements.txt": "flask\nrq-dashboard\n"}).processes == ()
