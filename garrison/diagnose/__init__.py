@@ -80,3 +80,27 @@ def write_failure_fix(text: str) -> str | None:
         return ("the app's SQLite database is inside its release, which is read-only: add its file "
                 '(e.g. "db.sqlite3") to [app] persist in garrison.toml')
     return None
+
+
+def longest_gap(fields: tuple[frozenset[int], ...], days: int = 64) -> int:
+    """Seconds of the longest wait between two runs of a cron schedule (its five fields as
+    the values they match), over `days` days from a Monday.
+
+    A job that has not run for twice this long has stopped running."""
+    from datetime import date, timedelta
+
+    minute, hour, dom, month, dow = fields
+    in_day = sorted(h * 60 + m for h in hour for m in minute)
+    # cron: when both day fields are restricted, a day matching either one runs.
+    either = len(dom) < 31 and len(dow) < 7
+    start = date(2029, 1, 1)  # a Monday
+    fired: list[int] = []
+    for i in range(days):
+        d = start + timedelta(days=i)
+        weekday = (d.weekday() + 1) % 7  # cron's Sunday is 0
+        runs = (d.day in dom or weekday in dow) if either else (d.day in dom and weekday in dow)
+        if runs and d.month in month:
+            fired += [i * 1440 + m for m in in_day]
+    if len(fired) < 2:
+        return 366 * 86400
+    return max(b - a for a, b in zip(fired, fired[1:], strict=False)) * 60

@@ -882,6 +882,44 @@ def check_app_interface(facts: F.DoctorFacts) -> Finding:
         "app_interface", "app", "ok", f"{facts.config.app.entry} speaks what worker_class = \"{_worker_class(facts)}\" expects")
 
 
+def _ago(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 86400} d {s % 86400 // 3600} h" if s >= 86400 else f"{s // 3600} h {s % 3600 // 60} min" if s >= 3600 else f"{s // 60} min"
+
+
+def check_jobs(facts: F.DoctorFacts) -> Finding:
+    """A scheduled job whose last run failed, or that stopped running (nothing for twice the
+    longest wait its schedule allows)."""
+    from garrison.config.model import cron_schedule
+    from garrison.facts import parse_job_record
+
+    jobs = facts.config.jobs
+    clock = F.parse_clock(facts.clock)
+    if clock is None:
+        return _f("jobs", "app", "unknown", "the host's clock was not read: the jobs' last runs can't be judged")
+    if not jobs:
+        return _f("jobs", "app", "ok", "no [jobs] in the config")
+    now = clock[0]
+    fine = []
+    for name, job in sorted(jobs.items()):
+        finished_text, started_text = facts.jobs.get(name, (None, None))
+        finished, started = parse_job_record(finished_text), parse_job_record(started_text)
+        running = started is not None and (finished is None or int(started["start"]) > int(finished["start"]))
+        if finished is not None and finished.get("exit") not in (0, None):
+            when = _ago(now - int(finished.get("end", finished["start"])))
+            return _f("jobs", "app", "fail", f"job {name}: its last run exited {finished['exit']} ({when} ago)",
+                      f"read `garrison logs job {name}`, fix what failed, then run `garrison jobs run {name}`")
+        gap = D.longest_gap(cron_schedule(job.schedule))
+        last = int(finished.get("end", finished["start"])) if finished else None
+        if last is not None and not running and now - last > 2 * gap:
+            where = ("`systemctl list-timers` on the host" if facts.systemd else "that cron runs (`pgrep -x cron`)")
+            return _f("jobs", "app", "fail",
+                      f"job {name} ({job.schedule}) last ran {_ago(now - last)} ago: it should run at least every {_ago(gap)}",
+                      f"check {where}, then run `{UP}` to reinstall the schedule")
+        fine.append(f"{name}: " + ("running now" if running else f"last ran {_ago(now - last)} ago" if last else "not run yet"))
+    return _f("jobs", "app", "ok", "; ".join(fine))
+
+
 def check_failed_release(facts: F.DoctorFacts) -> Finding:
     """A release newer than every recorded one never went live: the last deploy failed. Why?"""
     if facts.releases is None:
@@ -934,6 +972,7 @@ RULES: tuple[Rule, ...] = (
     check_app_answer,
     check_env_file,
     check_failed_release,
+    check_jobs,
 )
 
 # Probes show that something is wrong, never what: they are never the cause.

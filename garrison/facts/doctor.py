@@ -193,6 +193,8 @@ class DoctorFacts:
     probe_slot: Mapping[str, Any] | None = None  # health probe straight to the live slot
     live: ReleaseFacts | None = None  # the release the live slot runs
     failed: ReleaseFacts | None = None  # the newest release that never went live (a failed deploy)
+    # job name → (its .finished record, its .started record): the last run, and one going on
+    jobs: Mapping[str, tuple[str | None, str | None]] = field(default_factory=dict)
 
 
 # ---- paths and permissions ----------------------------------------------------

@@ -274,6 +274,7 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
         probe_slot=probe_slot,
         live=live_rel,
         failed=failed_rel,
+        jobs={name: (_text(h, L.job_finished(name)), _text(h, L.job_started(name))) for name in cfg.jobs},
     )
 
 

@@ -867,3 +867,25 @@ def test_an_asgi_app_under_wsgi_workers_is_named_with_what_to_set():
     fine = replace(base, live=dataclasses.replace(base.live, import_check=Output(0, "ok wsgi\n", "")))
     assert check(R.check_app_interface, fine).status == "ok"
     assert R.diagnose(asgi).cause is not None and R.diagnose(asgi).cause.check == "app_interface"
+
+
+def test_a_failed_or_stopped_job_is_a_finding():
+    cfg = parse_config({"app": {"name": "shop", "entry": "main:app"},
+                        "jobs": {"report": {"schedule": "@hourly", "command": "python report.py"}}})
+    now = 1_900_000_000
+    base = DoctorFacts(config=cfg, clock=f"{now} +0000", systemd=False)
+
+    def with_runs(finished: dict | None, started: dict | None = None) -> DoctorFacts:
+        dump = lambda d: None if d is None else json.dumps(d)  # noqa: E731
+        return replace(base, jobs={"report": (dump(finished), dump(started or finished))})
+
+    failed = check(R.check_jobs, with_runs({"start": now - 600, "end": now - 590, "exit": 2}))
+    assert failed.status == "fail" and "exited 2" in failed.evidence and "garrison logs job report" in failed.fix
+    stopped = check(R.check_jobs, with_runs({"start": now - 3 * 3600, "end": now - 3 * 3600 + 5, "exit": 0}))
+    assert stopped.status == "fail" and "last ran 2 h 59 min ago" in stopped.evidence and "cron" in stopped.fix
+    fine = check(R.check_jobs, with_runs({"start": now - 1800, "end": now - 1795, "exit": 0}))
+    assert fine.status == "ok" and "report: last ran 29 min ago" in fine.evidence
+    running = check(R.check_jobs, with_runs({"start": now - 9 * 3600, "end": now - 9 * 3600, "exit": 0},
+                                            {"start": now - 60, "pid": 5}))
+    assert running.status == "ok" and "running now" in running.evidence
+    assert check(R.check_jobs, with_runs(None)).status == "ok"  # not run yet: nothing to judge
