@@ -1085,6 +1085,10 @@ def _path_of(expr: ast.expr | None, file: str, env: _Env, depth: int = 0) -> str
             if not expr.args:
                 return None
             return _join(_path_of(expr.args[0], file, env, d), expr.args[1:], file, env, d)
+        if func in ("os.environ.get", "environ.get", "os.getenv", "getenv") and len(expr.args) == 2:
+            # os.environ.get("DATABASE_NAME", BASE_DIR / "db.sqlite3"): the default is what the
+            # release gets unless `garrison env set` names another path.
+            return _path_of(expr.args[1], file, env, d)
     return None
 
 
@@ -1168,7 +1172,7 @@ def _scan_django(
     if staticfiles:
         static = _django_static(env, where, notes)
         hook = DJANGO_RELEASE_HOOK
-        if static and "STATIC_ROOT" not in env:
+        if static and ("STATIC_ROOT" not in env or _literal("STATIC_ROOT", env) in ("", None)):
             hook = DJANGO_COLLECT_INTO.format(path=static[0][1])
     else:
         notes.append("django.contrib.staticfiles is not in INSTALLED_APPS: no collectstatic, no static folder")
@@ -1199,7 +1203,7 @@ def _django_static(env: _Env, where: str, notes: list[str]) -> tuple[tuple[str, 
         notes.append(f"STATIC_URL = {url!r} is another server (a CDN): nginx serves no static folder")
         return ()
     url = "/" + url.strip("/") + "/"
-    if "STATIC_ROOT" not in env:
+    if "STATIC_ROOT" not in env or _literal("STATIC_ROOT", env) in ("", None):
         # Where `BASE_DIR / "staticfiles"` lands: usually the project root, next to manage.py.
         base = _path_of(ast.Name("BASE_DIR", ast.Load()), "", env)
         path = "staticfiles"

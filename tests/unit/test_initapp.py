@@ -1306,3 +1306,23 @@ def test_queue_workers_are_recognised_in_the_code() -> None:
     rq = scan({"main.py": web + "from rq import Queue\nq = Queue(connection=None)\n", "requirements.txt": "flask\nrq\n"})
     assert rq.processes == (("worker", "rq worker --url $REDIS_URL"),)
     assert scan({"main.py": web, "requirements.txt": "flask\nrq-dashboard\n"}).processes == ()
+
+
+def test_django_settings_read_through_environ_defaults_and_an_empty_static_root(tmp_path: Path) -> None:
+    (tmp_path / "manage.py").write_text(
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'example.settings')\n")
+    (tmp_path / "example").mkdir()
+    (tmp_path / "example" / "__init__.py").write_text("")
+    (tmp_path / "example" / "wsgi.py").write_text("from django.core.wsgi import get_wsgi_application\n"
+                                                  "application = get_wsgi_application()\n")
+    (tmp_path / "example" / "settings.py").write_text(
+        "import os\nfrom pathlib import Path\nBASE_DIR = Path(__file__).resolve().parent.parent\n"
+        "INSTALLED_APPS = ['django.contrib.staticfiles']\n"
+        "DATABASES = {'default': {'ENGINE': 'django.db.backends.sqlite3',\n"
+        "    'NAME': os.environ.get('DATABASE_NAME', os.path.join(BASE_DIR / 'db' / 'example.db'))}}\n"
+        "STATIC_ROOT = ''\nSTATIC_URL = '/static/'\nALLOWED_HOSTS = ['localhost']\n")
+    (tmp_path / "requirements.txt").write_text("django\n")
+    path, det = run_init(tmp_path)
+    cfg = tomllib.loads(path.read_text())
+    assert cfg["app"]["persist"] == ["db/example.db"]
+    assert "settings.STATIC_ROOT = os.path.abspath('staticfiles')" in cfg["hooks"]["release"]
