@@ -151,3 +151,35 @@ def test_startproject_serves_with_no_edit(tmp_path):
         assert django.get_version() in (app / "requirements.txt").read_text()
     finally:
         garrison("down", "--purge", cwd=app)
+
+
+def test_an_asgi_app_under_wsgi_workers_fails_with_what_to_set(tmp_path):
+    """A hand-written garrison.toml that forgets worker_class = "uvicorn" for an ASGI app: the
+    deploy fails (the old one keeps serving) and says which interface the app speaks."""
+    app = tmp_path / "asgiapp"
+    app.mkdir()
+    (app / "main.py").write_text(
+        "async def app(scope, receive, send):\n"
+        "    await send({'type': 'http.response.start', 'status': 200, 'headers': []})\n"
+        "    await send({'type': 'http.response.body', 'body': b'asgi'})\n")
+    (app / "garrison.toml").write_text('[app]\nname = "asgiapp"\nentry = "main:app"\nrequirements = ""\n'
+                                       'health_deadline = 15\n\n[server]\nnames = ["asgiapp.test"]\n')
+    try:
+        failed = garrison("up", cwd=app)
+        text = failed.stdout + failed.stderr
+        assert failed.returncode == 4, text
+        assert "is an ASGI app" in text and 'worker_class = "uvicorn"' in text, text
+        (app / "garrison.toml").write_text((app / "garrison.toml").read_text() + '\n[gunicorn]\nworker_class = "uvicorn"\n')
+        fixed = garrison("up", cwd=app)
+        assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+        assert get("/", host="asgiapp.test").text == "asgi"
+    finally:
+        garrison("down", "--purge", cwd=app)
+
+
+def test_down_purge_of_an_app_that_is_not_there_changes_nothing(tmp_path):
+    (tmp_path / "main.py").write_text("app = None\n")
+    (tmp_path / "garrison.toml").write_text('[app]\nname = "neverdeployed"\nentry = "main:app"\nrequirements = ""\n')
+    proc = garrison("down", "--purge", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "nothing to remove" in proc.stdout and not re.search(r"^\s*changed\s", proc.stdout, re.M), proc.stdout
