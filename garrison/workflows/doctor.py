@@ -286,7 +286,11 @@ def doctor(project: Project, host: Executor) -> Report:
 def explain(project: Project, host: Executor, exc: DeployError) -> DeployError:
     """A failed deploy on host, with doctor's cause (read on that same host) appended."""
     try:
-        cause = doctor(project, host).cause
+        report = doctor(project, host)
+        # What broke is the release that just failed: its own finding (an import error, an
+        # ASGI app under WSGI workers) explains more than "no deploy finished" on a first deploy.
+        failed = next((f for f in report.findings if f.check == "failed_release" and f.status == "fail"), None)
+        cause = failed or report.cause
     except Exception:  # explaining must never hide the deploy's own error
         cause = None
     if cause is not None and cause.status != "ok":
