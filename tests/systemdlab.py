@@ -100,6 +100,11 @@ MASKED_UNITS = (
     "dpkg-db-backup.timer", "logrotate.timer", "postgresql.service", "postgresql@.service",
     "redis-server.service", "systemd-networkd-wait-online.service",
 )
+# A fresh server has none of Garrison's own folders, but the machine under the overlay may have
+# them (local deploys of other tests): these start empty on a new disk, and the copied /etc
+# loses the machine's Garrison files (its cron @reboot entry would start supervisord at boot).
+FRESH_EMPTY = ("/srv", "/opt/garrison", "/var/log/garrison", "/var/cache/garrison", "/var/lib/garrison")
+FRESH_HIDE = ("/etc/cron.d/garrison*", "/etc/garrison", "/etc/systemd/system/*@.service")
 # Capabilities the host's PID 1 never gets: they reach the machine, not the namespace.
 # CAP_SYS_BOOT stays: in a PID namespace reboot(2) only ends the namespace's init (with
 # SIGHUP, which the launcher reads as "boot again"); without it systemd-shutdown gets EPERM
@@ -678,7 +683,7 @@ class SystemdLab:
             f"link set {BRIDGE} up\n").encode())
         Path(f"/proc/sys/net/ipv6/conf/{BRIDGE}/disable_ipv6").write_text("1")
 
-    def host(self, name: str, *, empty: tuple[str, ...] = (), hide: tuple[str, ...] = (),
+    def host(self, name: str, *, empty: tuple[str, ...] = FRESH_EMPTY, hide: tuple[str, ...] = FRESH_HIDE,
              masked: tuple[str, ...] = MASKED_UNITS, boot_timeout: float = 90) -> SystemdHost:
         """The running host called name, made and booted now if needed.
 
