@@ -158,18 +158,6 @@ def _kill_pid(pid: int, sig: int = 9) -> None:
         pass
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes (our own children are reaped by Popen.poll).
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _remove_cgroup_tree(path: str) -> None:
     """rmdir a cgroup and its children, deepest first (empty cgroups only: a live one stays)."""
     if not os.path.isdir(path):
