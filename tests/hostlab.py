@@ -220,6 +220,7 @@ class LabHost:
     host_key_pub: str  # "ssh-ed25519 AAAA... name"
     lab: HostLab = field(repr=False)
     pid: int = 0  # the namespace's PID 1, as the machine sees it
+    manager: str = "supervisord"  # what Garrison finds here: PID 1 is not systemd (tests/systemdlab.py for that)
     created_in: float = 0.0  # seconds
     _proc: subprocess.Popen | None = field(default=None, repr=False)
 
