@@ -56,7 +56,7 @@ def kill_to_serving(h, runs: int) -> list[float]:
         time.sleep(1.5)  # out of the last restart's window: each kill is a lone crash
         h.exec("kill", "-9", str(master))
         t0 = time.monotonic()
-        _until(lambda: master_pid(h) not in (None, master) and serving(h), 60, "serving after kill -9")
+        _until(lambda old=master: master_pid(h) not in (None, old) and serving(h), 60, "serving after kill -9")
         took.append(time.monotonic() - t0)
     return took
 

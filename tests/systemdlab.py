@@ -162,7 +162,7 @@ def _remove_cgroup_tree(path: str) -> None:
     """rmdir a cgroup and its children, deepest first (empty cgroups only: a live one stays)."""
     if not os.path.isdir(path):
         return
-    for root, dirs, _ in sorted(os.walk(path), key=lambda t: -t[0].count("/")):
+    for root, _dirs, _ in sorted(os.walk(path), key=lambda t: -t[0].count("/")):
         try:
             os.rmdir(root)
         except OSError:
@@ -415,7 +415,7 @@ class SystemdHost:
     cgroup: str  # relative to the machine's cgroup2 root
     state_dir: Path
     host_key_pub: str
-    lab: "SystemdLab" = field(repr=False)
+    lab: SystemdLab = field(repr=False)
     port: int = 22
     manager: str = "systemd"
     _launcher: subprocess.Popen | None = field(default=None, repr=False)
