@@ -369,14 +369,13 @@ def logs(config_path: Path | None, which: tuple[str, ...], follow: bool, lines: 
     import os
 
     from garrison.hosts.local import LocalExecutor
-    from garrison.workflows.manage import log_path
+    from garrison.workflows.manage import log_command
 
     project = _project(config_path, sample_if_missing=True)
-    path = log_path(project, LocalExecutor(), " ".join(which) or "error")
-    if not Path(path).exists():
-        raise GarrisonError(f"{path}: no such log yet; has `garrison up` run?")
-    argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [path]
-    os.execvp("tail", argv)
+    what, argv = log_command(project, LocalExecutor(), " ".join(which) or "error", lines, follow)
+    if what.startswith("/") and not Path(what).exists():
+        raise GarrisonError(f"{what}: no such log yet; has `garrison up` run?")
+    os.execvp(argv[0], list(argv))
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})

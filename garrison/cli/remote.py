@@ -349,7 +349,7 @@ def _logs(ctx: click.Context, config_path: Path | None, which: tuple[str, ...], 
           trust_new_hosts: bool) -> int:
     from garrison.cli.local import logs as local_logs
     from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
-    from garrison.workflows.manage import log_path
+    from garrison.workflows.manage import log_command
 
     project = _project(config_path, sample_if_missing=True)
     if not project.config.hosts:
@@ -359,17 +359,18 @@ def _logs(ctx: click.Context, config_path: Path | None, which: tuple[str, ...], 
         return 0
     opts = SSHOptions.from_env(trust_new_hosts)
     failed = 0
-    followed: list[tuple[str, SSHExecutor, str]] = []
+    followed: list[tuple[str, SSHExecutor, tuple[str, ...]]] = []
     for h in select_hosts(project.config, host_names):
         ex = executor_for(h, opts)
         keep_open = False
         try:
             hp = host_project(project, h)
-            path = log_path(hp, ex, " ".join(which) or "error")  # supervisor: the live slot of THAT host
-            res = ex.run(("tail", "-n", str(lines), path), check=False)
+            # The live slot of THAT host, its own service manager's log.
+            path, argv = log_command(hp, ex, " ".join(which) or "error", lines, False)
+            res = ex.run(argv, check=False)
             if res.ok and follow:
-                # Following starts after the last line shown: tail -n 0.
-                followed.append((h.name, cast("SSHExecutor", ex), path))
+                # Following starts after the last line shown: no line of history again.
+                followed.append((h.name, cast("SSHExecutor", ex), log_command(hp, ex, " ".join(which) or "error", 0, True)[1]))
                 keep_open = True
         except GarrisonError as exc:
             _host_error(h.name, str(exc))
@@ -389,20 +390,20 @@ def _logs(ctx: click.Context, config_path: Path | None, which: tuple[str, ...], 
     return min(100, failed)
 
 
-def _follow_logs(followed: list[tuple[str, SSHExecutor, str]]) -> bool:
+def _follow_logs(followed: list[tuple[str, SSHExecutor, tuple[str, ...]]]) -> bool:
     """`tail -F` on every host at once, each line prefixed by its host, until Ctrl-C
     (then True)."""
     import threading
 
     print_lock = threading.Lock()
 
-    def one(name: str, ex: SSHExecutor, path: str) -> None:
+    def one(name: str, ex: SSHExecutor, argv: tuple[str, ...]) -> None:
         def on_line(raw: bytes) -> None:
             with print_lock:
                 out.print(f"{escape(name)} | {escape(raw.decode(errors='replace').rstrip())}")
 
         try:
-            ex.follow(("tail", "-n", "0", "-F", path), on_line)
+            ex.follow(argv, on_line)
         except GarrisonError as exc:
             with print_lock:
                 _host_error(name, str(exc))

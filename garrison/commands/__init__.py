@@ -228,3 +228,13 @@ def job_run(tool: ToolLayout, layout: Layout, user: str, name: str) -> tuple[str
 def cron_daemon() -> tuple[str, ...]:
     """Start Debian's cron (it detaches and writes /run/crond.pid)."""
     return ("/usr/sbin/cron",)
+
+
+def tail(path: str, lines: int, follow: bool) -> tuple[str, ...]:
+    """The last lines of a log; with follow, what it gets next too (across rotations: -F)."""
+    return ("tail", "-n", str(lines), *(("-F",) if follow else ()), path)
+
+
+def journal(unit: str, lines: int, follow: bool) -> tuple[str, ...]:
+    """What systemd's journal holds of a unit (its stdout and stderr, its starts and stops)."""
+    return ("journalctl", "-u", unit, "-n", str(lines), "--no-pager", *(("-f",) if follow else ()))

@@ -247,3 +247,13 @@ def parse_job_record(text: str | bytes | None) -> dict[str, int | str] | None:
     if not isinstance(data, dict) or not isinstance(data.get("start"), int):
         return None
     return {k: v for k, v in data.items() if isinstance(v, int | str)}
+
+
+def unit_properties(unit: str) -> tuple[str, ...]:
+    """→ parse_unit_properties: systemd's view of a unit."""
+    return ("systemctl", "show", "-p", "ActiveState", "-p", "SubState", "-p", "MainPID", "-p", "NRestarts", unit)
+
+
+def parse_unit_properties(text: str) -> dict[str, str]:
+    """KEY=VALUE lines of `systemctl show -p ...`."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)

@@ -68,6 +68,12 @@ def status(project: Project, host: Executor) -> Status:
             st.rows.append((f"gunicorn {slot}", f"running under {manager}, pid {pid}, {workers} workers, up {_ago(up_s)}"))
         elif slot == live:
             st.rows.append((f"gunicorn {slot}", f"NOT running under {manager}"))
+        if facts.systemd and (info or slot == live):
+            # systemd's own view: its state, the main PID it watches, how often it restarted it.
+            unit = L.systemd_instance(slot)
+            props = F.parse_unit_properties(h.run(F.unit_properties(unit), check=False).stdout)
+            st.rows.append((f"systemd {slot}", f"{unit}: {props.get('ActiveState', '?')} ({props.get('SubState', '?')}), "
+                                               f"main pid {props.get('MainPID', '?')}, {props.get('NRestarts', '?')} restart(s)"))
     st.rows += process_rows(project, host, facts, state) + job_rows(u, facts, state)
     nginx_pid = F.parse_pid(h.read_file("/run/nginx.pid"))
     nginx_ok = u.nginx_running()
@@ -80,7 +86,7 @@ def status(project: Project, host: Executor) -> Status:
     return st
 
 
-LOGS = ("error", "access", "nginx", "nginx-error", "supervisor")
+LOGS = ("error", "access", "nginx", "nginx-error", "supervisor", "service")
 
 
 def log_path(project: Project, host: Executor, which: str) -> str:
@@ -95,7 +101,7 @@ def log_path(project: Project, host: Executor, which: str) -> str:
         return L.job_log(name)
     if which in cfg.processes:
         return L.process_log(which)
-    if which == "supervisor":
+    if which in ("supervisor", "service"):
         return L.supervisor_log(AppOnHost(cfg, host).live_slot() or "blue")
     if which not in LOGS:
         names = [*LOGS, *cfg.processes] + (["job NAME"] if cfg.jobs else [])
@@ -106,6 +112,21 @@ def log_path(project: Project, host: Executor, which: str) -> str:
         "nginx": L.nginx_access_log,
         "nginx-error": L.nginx_error_log,
     }[which]
+
+
+def log_command(project: Project, host: Executor, which: str, lines: int, follow: bool) -> tuple[str, tuple[str, ...]]:
+    """(what it shows, the argv that prints it) for `garrison logs WHICH` on host. The service
+    manager's own log of the live slot (`service`, or `supervisor`) is systemd's journal of
+    the unit where PID 1 is systemd, supervisord's log file elsewhere."""
+    if which in ("service", "supervisor"):
+        app = AppOnHost(project.config, host)
+        slot = app.live_slot() or "blue"
+        if app.host_facts().systemd:
+            unit = app.L.systemd_instance(slot)
+            return f"journal of {unit}", C.journal(unit, lines, follow)
+        which = "supervisor"
+    path = log_path(project, host, which)
+    return path, C.tail(path, lines, follow)
 
 
 def process_rows(project: Project, h: Executor, facts: HostFacts, state: dict[str, Any]) -> list[tuple[str, str]]:
@@ -216,6 +237,8 @@ def down(project: Project, host: Executor, run: Run, *, purge: bool = False) -> 
         gone = [p for p in (L.systemd_unit,) + tuple(L.supervisor_program_conf(s) for s in SLOTS) if h.remove(p)]
         if facts.systemd and gone:
             h.run(C.systemctl("daemon-reload"), check=False)
+            # A unit that had failed would stay listed ("not-found failed") after its file is gone.
+            h.run(C.systemctl("reset-failed", *(L.systemd_instance(s) for s in SLOTS)), check=False)
         if running or gone:
             st.status, st.detail = CHANGED, f"slots stopped ({', '.join(running) or 'none was running'})"
         else:

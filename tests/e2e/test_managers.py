@@ -216,7 +216,13 @@ def test_kill_9_of_the_master_serves_again(site):
     # The dead master's workers go too (systemd: KillMode=mixed; supervisord: they notice their parent died).
     wait_for(lambda: none_alive(h, orphans), 60, "the killed master's workers to exit")
     if h.manager == "systemd":
-        assert int(unit_state(h, live_slot(h))["NRestarts"]) >= 1
+        restarts = int(unit_state(h, live_slot(h))["NRestarts"])
+        assert restarts >= 1
+        # status and logs show systemd's own view: its restarts count, the unit's journal.
+        st = garrison("status", cwd=app, env=env)
+        assert f"{restarts} restart(s)" in st.stdout, st.stdout
+        journal = garrison("logs", "service", cwd=app, env=env)
+        assert journal.returncode == 0 and f"{UNIT}" in journal.stdout, journal.stdout + journal.stderr
 
 
 def test_kill_9_of_a_worker_fails_no_request(site):
