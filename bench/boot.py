@@ -35,7 +35,7 @@ def _until(cond, deadline: float, what: str) -> None:
 
 
 def _deploy(lab, name: str, tmp: Path):
-    from tests.e2e.test_fleet import build_wheelhouse, cli_env, fresh, garrison, host_entry, make_app
+    from tests.e2e.lab import build_wheelhouse, cli_env, fresh, garrison, host_entry, make_app
 
     h = fresh(lab.host(name))
     kh = lab.known_hosts([h], tmp / f"kh-{name}")

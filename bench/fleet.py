@@ -79,7 +79,7 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ns = ap.parse_args()
     sys.path.insert(0, str(REPO))
-    from tests.e2e.test_fleet import build_wheelhouse, cli_env, fresh, host_entry, make_app
+    from tests.e2e.lab import build_wheelhouse, cli_env, fresh, host_entry, make_app
     from tests.hostlab import HostLab
 
     lab = HostLab()

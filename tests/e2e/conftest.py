@@ -10,8 +10,11 @@ surface: `.host(name)` (a booted host with `.address`, `.exec`, `.sh`,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from tests.e2e.lab import build_wheelhouse
 from tests.hostlab import hostlab  # noqa: F401  (fixture)
 from tests.systemdlab import systemdlab  # noqa: F401  (fixture)
 
@@ -22,3 +25,8 @@ MANAGERS = ("supervisord", "systemd")
 def lab(request):
     """The lab of one service manager (the test's parameter): hostlab or systemdlab."""
     return request.getfixturevalue("hostlab" if request.param == "supervisord" else "systemdlab")
+
+
+@pytest.fixture(scope="session")
+def wheelhouse() -> Path:
+    return build_wheelhouse()

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.helpers import OUTPUT, wait_for
-from tests.e2e.test_fleet import (  # noqa: F401  (wheelhouse is a fixture)
+from tests.e2e.lab import (
     APP,
     BASE,
     SERVER_NAME,
@@ -32,7 +32,6 @@ from tests.e2e.test_fleet import (  # noqa: F401  (wheelhouse is a fixture)
     host_entry,
     http_get,
     make_app,
-    wheelhouse,
 )
 from tests.hostlab import lab_unavailable_reason
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from garrison.errors import HostError
-from tests.e2e.test_fleet import (  # noqa: F401  (wheelhouse is a fixture)
+from tests.e2e.lab import (
     assert_sample_served,
     cli_env,
     fresh,
@@ -23,7 +23,6 @@ from tests.e2e.test_fleet import (  # noqa: F401  (wheelhouse is a fixture)
     host_entry,
     make_app,
     steps_by_host,
-    wheelhouse,
 )
 from tests.hostlab import hostlab, lab_unavailable_reason  # noqa: F401  (fixture)
 

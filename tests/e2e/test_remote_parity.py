@@ -13,13 +13,12 @@ import sys
 
 import pytest
 
-from tests.e2e.test_fleet import (  # noqa: F401  (wheelhouse is a fixture)
+from tests.e2e.lab import (
     cli_env,
     fresh,
     garrison,
     host_entry,
     make_app,
-    wheelhouse,
 )
 from tests.hostlab import hostlab, lab_unavailable_reason  # noqa: F401  (fixture)
 
