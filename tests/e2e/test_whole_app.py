@@ -183,3 +183,73 @@ def test_down_purge_of_an_app_that_is_not_there_changes_nothing(tmp_path):
     proc = garrison("down", "--purge", cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "nothing to remove" in proc.stdout and not re.search(r"^\s*changed\s", proc.stdout, re.M), proc.stdout
+
+
+WAL_APP = '''
+import sqlite3
+from flask import Flask
+
+app = Flask(__name__)
+
+
+def db():
+    con = sqlite3.connect("data/notes.db", timeout=30)
+    con.execute("PRAGMA journal_mode=WAL")
+    con.execute("CREATE TABLE IF NOT EXISTS notes (n INTEGER)")
+    return con
+
+
+@app.post("/note")
+def note():
+    with db() as con:
+        con.execute("INSERT INTO notes VALUES (1)")
+    return "ok"
+
+
+@app.get("/")
+def count():
+    with db() as con:
+        return str(con.execute("SELECT count(*) FROM notes").fetchone()[0])
+'''
+
+
+def test_sqlite_in_wal_mode_writes_through_the_link_under_load(tmp_path):
+    """An SQLite file under a persisted folder, written by 4 clients at once through the release's
+    link: every write lands, and the WAL and shared-memory files live in shared/, not the release."""
+    import threading
+
+    app = tmp_path / "walapp"
+    (app / "data").mkdir(parents=True)
+    (app / "main.py").write_text(WAL_APP)
+    (app / "requirements.txt").write_text("flask\n")
+    (app / "garrison.toml").write_text('[app]\nname = "walapp"\nentry = "main:app"\npersist = ["data"]\n\n'
+                                       '[server]\nnames = ["walapp.test"]\n')
+    try:
+        up = garrison("up", cwd=app)
+        assert up.returncode == 0, up.stdout + up.stderr
+        failures: list[str] = []
+
+        def writer() -> None:
+            b = Browser("walapp.test")
+            for _ in range(50):
+                status = b.request("POST", "/note", {})[0]
+                if status != 200:
+                    failures.append(str(status))
+
+        threads = [threading.Thread(target=writer) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert failures == []
+        assert get("/", host="walapp.test").text == "200"
+        shared = Path("/srv/walapp/shared/data")
+        assert (shared / "notes.db").exists() and (shared / "notes.db-wal").exists()
+        release = Path(os.path.realpath("/srv/walapp/current"))
+        assert os.path.islink(release / "data") and not (release / "data" / "notes.db-wal").is_symlink()
+        # A new release sees the same data.
+        (app / "main.py").write_text(WAL_APP + "\n# v2\n")
+        assert garrison("up", cwd=app).returncode == 0
+        assert get("/", host="walapp.test").text == "200"
+    finally:
+        garrison("down", "--purge", cwd=app)
