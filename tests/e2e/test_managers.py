@@ -98,7 +98,7 @@ def over_ssh(app: Path, env: dict, action: str, **kw) -> subprocess.CompletedPro
     """
     code = f"""
 import json, sys
-from garrison.config import find_project
+from garrison.project import find_project
 from garrison.workflows import Run
 from garrison.workflows.fleet import SSHOptions, executor_for, host_project, select_hosts
 project = find_project(__import__("pathlib").Path.cwd())
