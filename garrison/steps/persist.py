@@ -44,10 +44,14 @@ class Persist:
             st = None if ctx.new_release else h.stat(link)
             relink = st is None or not st.is_link or st.link_target != target
             has_copy = source_has(ctx, path) if ctx.new_release else (st is not None and not st.is_link)
-            # A file nothing seeds is made by the app itself, through the link: nothing to do.
-            seed = not h.exists(target) and (has_copy or not is_file_like(path))
-            if seed:
-                todo.append(f"seed {path} from the release" if has_copy else f"make {path} in shared/")
+            # A file nothing seeds is made by the app itself, through the link: only its folder
+            # in shared/ must be there (SQLite can't create a file in a missing folder).
+            parent = posixpath.dirname(target)
+            seed = not h.exists(target) and (has_copy or not is_file_like(path) or (parent != L.shared and not h.exists(parent)))
+            if seed and has_copy:
+                todo.append(f"seed {path} from the release")
+            elif seed:
+                todo.append(f"make {path if not is_file_like(path) else posixpath.dirname(path)} in shared/")
             if relink:
                 todo.append(f"link {path}")
             if seed or relink:
@@ -70,8 +74,9 @@ class Persist:
                     # The release's own copy seeds the data once, then belongs to the app.
                     h.run(C.copy_preserving(link, target))
                     h.run(C.chown_tree(user, target))
-                else:
+                elif not is_file_like(path):
                     h.ensure_dir(target, mode=0o755, owner=user, group=user)
+                # else: a file the app makes itself; its folder was made above
             if relink:
                 h.remove(link)
                 h.ensure_dir(posixpath.dirname(link), mode=0o755)

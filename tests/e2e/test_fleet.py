@@ -191,7 +191,7 @@ def test_host_option_limits_then_two_hosts_in_parallel(hostlab, wheelhouse, tmp_
 def test_failing_hosts_are_one_line_each_and_the_good_host_deploys(hostlab, wheelhouse, one, tmp_path):
     good, kh_good, _, _, first = one
     if good.manager != "supervisord":
-        pytest.skip("its failing hosts are hostlab hosts, which trust another client key than the systemd lab's")
+        pytest.skip("documented: its failing hosts are hostlab hosts, which trust another client key than the systemd lab's")
     assert first.returncode == 0
     unknown, changed, nosudo = fresh(hostlab.host("f5"), hostlab.host("f6"), hostlab.host("f7"))
     nosudo.add_user("nosudo")

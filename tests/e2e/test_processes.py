@@ -315,7 +315,7 @@ def test_bad_input_gets_one_clear_line(app, tmp_path):
     assert unknown.returncode == 2
     assert unknown.stderr.strip().splitlines() == [
         "garrison: error: logs nope: no such log or process; expected one of: "
-        "error, access, nginx, nginx-error, supervisor, worker, job NAME"
+        "error, access, nginx, nginx-error, supervisor, service, worker, job NAME"
     ]
     (tmp_path / "requirements.txt").write_text("")
     (tmp_path / "main.py").write_text("app = None\n")

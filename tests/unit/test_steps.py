@@ -425,3 +425,25 @@ def test_nginx_t_judges_the_candidate_where_nginx_reads_it_through_the_link(tmp_
     notes = nginx.put_live(ctx, nginx.NginxChange(puts={site: "server { listen 80; }\n"}, links={link: site}), apply=False)
     assert notes == [f"write {site}"] and host.read_file(site) == b"server { listen 80; }\n"
     host.assert_done()
+
+
+def test_persist_makes_the_folder_of_a_file_the_app_creates(tmp_path):
+    from garrison.steps.persist import Persist
+
+    host = FakeHost()
+    ctx = make_ctx(tmp_path, host, config={"app": {"name": "shop", "entry": "m:app", "persist": ["db/example.db"]}})
+    host.add_dir("/srv/shop/shared", mode=0o751, owner="shop", group="shop")
+    ctx.rid, ctx.new_release = "r1", True
+    d = Persist().decide(ctx)
+    assert d.reason == "make db in shared/; link db/example.db"
+
+    def mkdir(argv, _input):
+        host.add_dir("/srv/shop/shared/db", owner="shop", group="shop")
+        return Reply()
+
+    host.expect(("runuser", "-u", "shop", "--", "mkdir", "-p", "/srv/shop/shared/db"), respond=mkdir)
+    Persist().apply(ctx, d)
+    node = host.node("/srv/shop/releases/r1/db/example.db")
+    assert node is not None and node.kind == "link" and node.target == "/srv/shop/shared/db/example.db"
+    assert host.node("/srv/shop/shared/db/example.db") is None  # SQLite makes the file, in a folder that exists
+    host.assert_done()
