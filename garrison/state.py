@@ -140,7 +140,7 @@ class AppOnHost:
         """GET the health path at target (a socket path or host:port) from ON the host."""
         a, s = self.cfg.app, self.cfg.server
         res = self.host.run(
-            ("/usr/bin/python3", "-c", probe_source(), target, a.health_path, s.names[0], str(deadline), str(timeout)),
+            C.probe(probe_source(), target, a.health_path, s.names[0], deadline, timeout),
             check=False,
             timeout=deadline + 30,
         )

@@ -238,3 +238,64 @@ def tail(path: str, lines: int, follow: bool) -> tuple[str, ...]:
 def journal(unit: str, lines: int, follow: bool) -> tuple[str, ...]:
     """What systemd's journal holds of a unit (its stdout and stderr, its starts and stops)."""
     return ("journalctl", "-u", unit, "-n", str(lines), "--no-pager", *(("-f",) if follow else ()))
+
+
+def whoami_uid() -> tuple[str, ...]:
+    return ("id", "-u")
+
+
+def whoami() -> tuple[str, ...]:
+    return ("id", "-un")
+
+
+def noop() -> tuple[str, ...]:
+    """A command that proves a connection (and sudo) works."""
+    return ("true",)
+
+
+def install_deb(path: str) -> tuple[str, ...]:
+    return ("dpkg", "-i", path)
+
+
+def add_login_user(user: str, comment: str) -> tuple[str, ...]:
+    """A user that logs in (the deploy user): a home and a shell."""
+    return ("useradd", "--create-home", "--shell", "/bin/bash", "--comment", comment, user)
+
+
+def passwd_entry(user: str) -> tuple[str, ...]:
+    return ("getent", "passwd", user)
+
+
+def check_sudoers(path: str) -> tuple[str, ...]:
+    return ("visudo", "-cf", path)
+
+
+def replace_file(src: str, dest: str) -> tuple[str, ...]:
+    return ("mv", "-f", src, dest)
+
+
+def ufw_enable() -> tuple[str, ...]:
+    return ("ufw", "--force", "enable")
+
+
+def sshd_check(config: str) -> tuple[str, ...]:
+    return ("sshd", "-t", "-f", config)
+
+
+def chown(user: str, path: str) -> tuple[str, ...]:
+    return ("chown", f"{user}:{user}", path)
+
+
+def newest_first(folder: str) -> tuple[str, ...]:
+    return ("ls", "-1t", folder)
+
+
+def system_venv(venv: str) -> tuple[str, ...]:
+    """A venv made with the distribution's python (Garrison's own, on the host)."""
+    return ("/usr/bin/python3", "-m", "venv", venv)
+
+
+def probe(source: str, target: str, path: str, host: str, deadline: float, timeout: float) -> tuple[str, ...]:
+    """The health probe (garrison/hosts/probe.py, passed as source) run ON the host: GET path
+    with Host: host at target (a socket or host:port) until 2xx or the deadline; JSON out."""
+    return ("/usr/bin/python3", "-c", source, target, path, host, str(deadline), str(timeout))

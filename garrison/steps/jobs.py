@@ -112,7 +112,7 @@ class Jobs:
                 if not h.exists(L.job_log(n)):
                     h.write_file(L.job_log(n), b"", mode=0o640, owner=user, group=user)
                 else:
-                    h.run(("chown", f"{user}:{user}", L.job_log(n)))
+                    h.run(C.chown(user, L.job_log(n)))
         if cron["install"]:
             try:
                 h.run(C.apt_install(["cron"]), env=C.APT_ENV, timeout=1200)

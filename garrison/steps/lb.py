@@ -22,6 +22,7 @@ import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from garrison import commands as C
 from garrison import render as R
 from garrison import source
 from garrison.errors import DeployError
@@ -261,9 +262,9 @@ class LbStatic:
             h.ensure_dir(tmp, mode=0o755)
             h.extract_tar(source.archive(self.root, files), tmp)
             h.write_file(posixpath.join(tmp, COMPLETE), b"")
-            h.run(("mv", "-T", tmp, folder))
+            h.run(C.rename(tmp, folder))
         h.ensure_symlink(folder, L.lb_static_current)
-        listing = h.run(("ls", "-1t", L.lb_static), check=False).stdout.split()
+        listing = h.run(C.newest_first(L.lb_static), check=False).stdout.split()
         for old in [d for d in listing if d not in ("current", digest) and not d.endswith(".partial")][1:]:
             h.remove(posixpath.join(L.lb_static, old))
         return decision.reason.replace("copy", "copied").replace("point", "pointed")

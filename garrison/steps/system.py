@@ -19,7 +19,7 @@ class System:
         osr = F.parse_os_release((h.read_file("/etc/os-release") or b"").decode(errors="replace"))
         if not osr.is_debian_family:
             raise HostError(f"{h.name}: {osr.pretty} is not supported; garrison up needs Debian or Ubuntu (read from /etc/os-release)")
-        uid = h.run(("id", "-u")).stdout.strip()
+        uid = h.run(C.whoami_uid()).stdout.strip()
         res = h.run(C.dpkg_status(C.BASE_PACKAGES), check=False)
         missing = [p for p in C.BASE_PACKAGES if p not in F.parse_dpkg_status(res.stdout)]
         if uid != "0" and not ctx.planning:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import posixpath
 from importlib import resources
 
+from garrison import commands as C
 from garrison import wheelhouse
 from garrison.steps import Context, Decision, change, unchanged
 
@@ -39,9 +40,9 @@ class Tool:
         notes = []
         if install:
             if not h.exists(f"{T.venv}/bin/python"):
-                h.run(("/usr/bin/python3", "-m", "venv", T.venv), timeout=300)
+                h.run(C.system_venv(T.venv), timeout=300)
             offline = wheelhouse.install_args(h, ctx.wheelhouse)
-            h.run((f"{T.venv}/bin/pip", "install", "--quiet", "--disable-pip-version-check", *offline, *TOOL_PACKAGES),
+            h.run(C.pip_install(T.venv, None, [*offline, *TOOL_PACKAGES]),
                   timeout=900)
             notes.append(f"installed {', '.join(TOOL_PACKAGES)} into {T.venv}"
                          + (f" from the wheelhouse {ctx.wheelhouse}" if ctx.wheelhouse else ""))

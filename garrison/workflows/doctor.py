@@ -203,7 +203,7 @@ def collect(project: Project, host: Executor) -> DoctorFacts:
     """Everything the rules look at, read from host; changes nothing on it."""
     u = AppOnHost(project.config, host)
     cfg, L, h = u.cfg, u.L, host
-    if h.run(("id", "-u"), check=False).stdout.strip() != "0":
+    if h.run(C.whoami_uid(), check=False).stdout.strip() != "0":
         # Without root, runuser, nginx -T and the env file are out of reach, and
         # "can't read" would pass for "missing": no half-true report.
         raise HostError(

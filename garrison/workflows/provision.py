@@ -98,7 +98,7 @@ class Provision:
                 tmp = "/tmp/garrison-sudo.deb"
                 h.write_file(tmp, deb.read_bytes(), mode=0o600)
                 try:
-                    h.run(("dpkg", "-i", tmp), env=C.APT_ENV, timeout=300)
+                    h.run(C.install_deb(tmp), env=C.APT_ENV, timeout=300)
                 finally:
                     h.remove(tmp)
                 st.status, st.detail = CHANGED, f"installed {deb.name} from the local cache {self.deb_cache}"
@@ -120,9 +120,9 @@ class Provision:
         with self.run.step("deploy-user", f"user {user} with your public key") as st:
             done = []
             if not h.run(C.user_exists(user), check=False).ok:
-                h.run(("useradd", "--create-home", "--shell", "/bin/bash", "--comment", "Garrison deploys", user))
+                h.run(C.add_login_user(user, "Garrison deploys"))
                 done.append(f"created {user}")
-            home = h.run(("getent", "passwd", user)).stdout.strip().split(":")[5]
+            home = h.run(C.passwd_entry(user)).stdout.strip().split(":")[5]
             ssh_dir = posixpath.join(home, ".ssh")
             if h.ensure_dir(ssh_dir, mode=0o700, owner=user, group=user):
                 done.append(f"{ssh_dir}")
@@ -152,11 +152,11 @@ class Provision:
             # sudo ignores files with a dot in their name: the candidate is inert until checked and renamed.
             tmp = f"/etc/sudoers.d/.garrison-{user}.new"
             h.write_file(tmp, want, mode=0o440)
-            res = h.run(("visudo", "-cf", tmp), check=False)
+            res = h.run(C.check_sudoers(tmp), check=False)
             if not res.ok:
                 h.remove(tmp)
                 raise HostError(f"{h.name}: visudo rejected the sudoers file for {user}: {(res.stderr or res.stdout).strip()}")
-            h.run(("mv", "-f", tmp, path))
+            h.run(C.replace_file(tmp, path))
             st.status, st.detail = CHANGED, f"wrote {path} (checked with visudo -cf first)"
 
     # -- firewall -------------------------------------------------------------
@@ -168,14 +168,14 @@ class Provision:
                 return
             want, opened = allow_ssh_and_web(h, self.project.config.server.port)
             notes = [f"opened {', '.join(opened)}"] if opened else []
-            if not F.parse_ufw_active(h.run(("ufw", "status"), check=False).stdout):
-                added = F.parse_ufw_added(h.run(("ufw", "show", "added"), check=False).stdout)
+            if not F.parse_ufw_active(h.run(F.ufw_status(), check=False).stdout):
+                added = F.parse_ufw_added(h.run(F.ufw_added(), check=False).stdout)
                 ssh_rule = want[0]  # "PORT/tcp"
                 if ssh_rule not in added:
                     raise HostError(
                         f"{h.name}: not enabling ufw: the rule for SSH port {ssh_rule.split('/')[0]} is missing"
                     )
-                h.run(("ufw", "--force", "enable"))
+                h.run(C.ufw_enable())
                 notes.append("enabled ufw")
             if notes:
                 st.status, st.detail = CHANGED, "; ".join(notes)
@@ -189,8 +189,8 @@ class Provision:
             raise HostError(f"{self.host.name}: cannot prove a login as {self.deploy_user} (no way to connect)")
         ex = self.connect_as(self.deploy_user)
         try:
-            who = ex.run(("id", "-un")).stdout.strip()  # through sudo -n: root
-            ex.run(("true",))
+            who = ex.run(C.whoami()).stdout.strip()  # through sudo -n: root
+            ex.run(C.noop())
         finally:
             close = getattr(ex, "close", None)
             if close:
@@ -229,7 +229,7 @@ class Provision:
                 # sshd keeps the FIRST value of a setting: the Include goes on top.
                 h.write_file(config, (f"# Added by Garrison: settings in sshd_config.d win.\n{INCLUDE_LINE}\n" + main_text).encode(),
                              mode=cur.mode if (cur := h.stat(config)) else 0o644)
-            res = h.run(("sshd", "-t", "-f", config), check=False)
+            res = h.run(C.sshd_check(config), check=False)
             if not res.ok:
                 self._restore(config, old_main, old_file)
                 raise DeployError(f"{h.name}: sshd -t rejected the hardened config, nothing changed: {res.stderr.strip()}")

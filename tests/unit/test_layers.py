@@ -340,3 +340,19 @@ def test_the_cycle_check_finds_a_cycle_hidden_in_a_function() -> None:
     assert [frozenset(c) for c in found] == [frozenset({"garrison.a", "garrison.b", "garrison.c"}), frozenset({"garrison.p", "garrison.p.sub"})]
     assert describe(graph, found[0]) == "garrison.a (line 1) -> garrison.b (line 3) -> garrison.c (line 1) -> garrison.a"
     assert cycles(import_graph({k: v for k, v in files.items() if k != "garrison.c"})) == [["garrison.p", "garrison.p.sub", "garrison.p"]]
+
+
+def test_argv_is_built_in_commands_or_facts_not_inline() -> None:
+    """`host.run((...))` with a literal argv outside commands/ and facts/ fails: argv lives there,
+    where unit tests compare the tuples."""
+    inline = []
+    for path in sorted((REPO / "garrison").rglob("*.py")):
+        rel = path.relative_to(REPO).as_posix()
+        # hosts/ runs them; source.py asks git on the deploying machine, not a host.
+        if rel.startswith(("garrison/commands/", "garrison/facts/", "garrison/hosts/")) or rel == "garrison/source.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"
+                    and node.args and isinstance(node.args[0], ast.Tuple | ast.List)):
+                inline.append(f"{rel}:{node.lineno}")
+    assert inline == [], "argv built inline (move it to garrison/commands/ or facts/): " + ", ".join(inline)
